@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Training throughput of ReasoNet on Graph Reachability: examples per second for forward + backward + Adam.
+
+The paper's small-graph model (100-d embeddings, BiLSTM 128 for the query and another for the graph, T_max 15,
+contrastive-reward objective) at batch 64. Graphs come from `mrc_book.data.graphs.generate_graphs` when that module
+exists, else random symbol sequences of the same shape (56-64 tokens, query of 3); the output says which.
+
+    python bench/reasonet.py                         # CPU, small graphs, paper sizes
+    python bench/reasonet.py --threads 1             # one intra-op thread (faster on a loaded machine)
+    python bench/reasonet.py --size large            # BiLSTM 256, T_max 25
+    python bench/reasonet.py --device cuda --steps 50
+"""
+from __future__ import annotations
+import argparse, os, sys, time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mrc_book.models.reasonet import ReasoNet, GraphReasoNetConfig  # noqa: E402
+
+
+def graph_batches(size: str, n: int, batch_size: int, seed: int = 0):
+    "Padded (doc, doc_mask, query, query_mask, label) batches and a description of the data used."
+    try:
+        from mrc_book.data.graphs import generate_graphs
+        examples = generate_graphs(size, n, seed)
+        vocab = {'<pad>': 0, '<unk>': 1}
+        idx = lambda w: vocab.setdefault(w, len(vocab))
+        docs = [[idx(w) for w in ex.tokens] for ex in examples]
+        queries = [[idx(w) for w in ex.query_tokens] for ex in examples]
+        labels = [int(ex.label) for ex in examples]
+        source = f"mrc_book.data.graphs.generate_graphs({size!r}, {n}, seed={seed})"
+    except ImportError as e:
+        print(f"graph generator unavailable ({e}); using random symbol sequences of the same shape")
+        g = torch.Generator().manual_seed(seed)
+        nodes = 9 if size == 'small' else 18
+        lengths = torch.randint(56, 65, (n,), generator=g) if size == 'small' else torch.randint(112, 129, (n,), generator=g)
+        docs = [torch.randint(2, nodes + 4, (int(L),), generator=g).tolist() for L in lengths]
+        queries = [torch.randint(2, nodes + 4, (3,), generator=g).tolist() for _ in range(n)]
+        labels = torch.randint(0, 2, (n,), generator=g).tolist()
+        vocab = {str(i): i for i in range(nodes + 4)}
+        source = "random symbol sequences (generator missing)"
+    batches = []
+    for s in range(0, n - batch_size + 1, batch_size):
+        d, q = docs[s:s + batch_size], queries[s:s + batch_size]
+        N, Q = max(map(len, d)), max(map(len, q))
+        doc = torch.zeros(batch_size, N, dtype=torch.long); query = torch.zeros(batch_size, Q, dtype=torch.long)
+        for i, (di, qi) in enumerate(zip(d, q)):
+            doc[i, :len(di)] = torch.tensor(di); query[i, :len(qi)] = torch.tensor(qi)
+        batches.append((doc, doc != 0, query, query != 0, torch.tensor(labels[s:s + batch_size])))
+    mean_len = sum(map(len, docs)) / len(docs)
+    return batches, len(vocab), f"{source}; {len(batches)} batches, mean graph length {mean_len:.1f} tokens"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--size', default='small', choices=['small', 'large'])
+    ap.add_argument('--batch-size', type=int, default=64)
+    ap.add_argument('--steps', type=int, default=10, help='timed optimizer steps (after --warmup)')
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--threads', type=int, default=None, help='torch intra-op threads (default: torch default)')
+    ap.add_argument('--mode', default='reasonet', choices=['reasonet', 'last'])
+    ap.add_argument('--t-max', type=int, default=None)
+    ap.add_argument('--hidden', type=int, default=None)
+    ap.add_argument('--cell', default=None, choices=['lstm', 'gru'])
+    args = ap.parse_args(argv)
+    if args.threads: torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    batches, vocab_size, desc = graph_batches(args.size, args.batch_size * (args.steps + args.warmup), args.batch_size)
+    cfg = (GraphReasoNetConfig.large if args.size == 'large' else GraphReasoNetConfig)(vocab_size=vocab_size, mode=args.mode)
+    if args.t_max: cfg.t_max = args.t_max
+    if args.hidden: cfg.hidden_size = args.hidden
+    if args.cell: cfg.cell = args.cell
+    device = torch.device(args.device)
+    model = ReasoNet(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+
+    def step(batch):
+        *inputs, y = (t.to(device, non_blocking=True) for t in batch)
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(model(*inputs), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for b in batches[:args.warmup]: step(b)
+    if device.type == 'cuda': torch.cuda.synchronize()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for b in batches[args.warmup:]: loss = step(b)
+    if device.type == 'cuda': torch.cuda.synchronize()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = args.batch_size * (len(batches) - args.warmup)
+    load = os.getloadavg() if hasattr(os, 'getloadavg') else None
+    print(f"data: {desc}")
+    print(f"model: ReasoNet graph-{args.size} mode={cfg.mode} hidden={cfg.hidden_size} cell={cfg.cell} t_max={cfg.t_max} "
+          f"({sum(p.numel() for p in model.parameters()):,} parameters)")
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
+          f"load average {load[0]:.1f}" if load else "")
+    print(f"{n} examples in {wall:.2f} s wall ({cpu:.2f} s CPU): {n / wall:,.0f} examples/s, "
+          f"{1000 * wall / (len(batches) - args.warmup):.1f} ms/step, last loss {loss.item():.4f}")
+    return n / wall
+
+
+if __name__ == '__main__':
+    main()

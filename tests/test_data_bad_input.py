@@ -1,0 +1,156 @@
+"""Bad input to the data loaders: every error is a DataError whose message names the file (and line) and the fix."""
+import json
+from pathlib import Path
+
+import pytest
+
+from mrc_book.data.sources import DataError, find_file
+from mrc_book.data.squad import (read_squad_json, load_squad, squad_examples, fit_passage, answer_token_span,
+                                 SQUAD_DEV)
+from mrc_book.data.babi import parse_babi, load_babi, babi_file
+from mrc_book.data.cbt import parse_cbt, load_cbt
+from mrc_book.data.cloze import parse_cloze_question, load_cloze
+
+FIXTURES = Path(__file__).parent/'fixtures'
+SQUAD_TINY = FIXTURES/'squad_tiny.json'
+
+
+def _raises(fn, *needles) -> str:
+    "Call `fn`, expect a DataError whose message contains every needle; return the message."
+    with pytest.raises(DataError) as info: fn()
+    msg = str(info.value)
+    for needle in needles: assert str(needle) in msg, f'{needle!r} not in message: {msg}'
+    return msg
+
+
+# ---------------------------------------------------------------- SQuAD
+def _tiny():
+    return json.loads(SQUAD_TINY.read_text(encoding='utf-8'))
+
+def _write(tmp_path, obj_or_text, name='dev-v1.1.json') -> Path:
+    p = tmp_path/name
+    p.write_text(obj_or_text if isinstance(obj_or_text, str) else json.dumps(obj_or_text), encoding='utf-8')
+    return p
+
+def test_squad_fixture_is_valid():
+    exs = squad_examples(read_squad_json(SQUAD_TINY))
+    assert [len(e.answers) for e in exs] == [2, 1, 2]
+    for e in exs:
+        for text, start in e.answers: assert e.context[start:start + len(text)] == text
+
+def test_squad_truncated_says_where_it_stops(tmp_path):
+    text = SQUAD_TINY.read_text(encoding='utf-8')
+    for cut in (len(text) // 3, len(text) // 2, len(text) - 5):   # inside a string, between values, near the end
+        p = _write(tmp_path, text[:cut])
+        msg = _raises(lambda: read_squad_json(p), p, 'truncated', 'line 1 column', 'mrc data fetch squad-dev')
+        assert f'{len(text[:cut].encode()):,} bytes' in msg
+
+def test_squad_not_json(tmp_path):
+    p = _write(tmp_path, '<!DOCTYPE html><html><body>Not Found</body></html>')
+    _raises(lambda: read_squad_json(p), p, 'not JSON', 'mrc data fetch squad-dev')
+    p = tmp_path/'train-v1.1.json'; p.write_bytes(b'\x1f\x8b\x08\x00\xff\xfe')   # gzip bytes under a .json name
+    _raises(lambda: read_squad_json(p), p, 'not JSON', 'mrc data fetch squad-train')
+
+def test_squad_missing_data_key(tmp_path):
+    p = _write(tmp_path, {'version': '1.1', 'articles': []})
+    _raises(lambda: read_squad_json(p), p, "no 'data' list", 'mrc data fetch')
+
+def test_squad_empty_answer_text(tmp_path):
+    obj = _tiny(); obj['data'][0]['paragraphs'][0]['qas'][1]['answers'][0]['text'] = ' '
+    p = _write(tmp_path, obj)
+    _raises(lambda: read_squad_json(p), p, 'empty answer text', "'tiny-q2'", 'paragraph 0', 'mrc data fetch')
+
+def test_squad_answer_start_does_not_match(tmp_path):
+    obj = _tiny(); obj['data'][0]['paragraphs'][1]['qas'][0]['answers'][1]['answer_start'] += 1
+    p = _write(tmp_path, obj)
+    _raises(lambda: read_squad_json(p), p, 'does not match the context', "'tiny-q3'", 'answer 1', 'mrc data fetch')
+
+def test_squad_null_id_only_when_allowed(tmp_path):
+    obj = _tiny(); obj['data'][0]['paragraphs'][0]['qas'][0]['id'] = None
+    p = _write(tmp_path, obj)
+    _raises(lambda: read_squad_json(p), p, 'null id', 'reconstruction')
+    assert squad_examples(read_squad_json(p, allow_null_ids=True))[0].id is None
+
+def test_squad_null_start_is_skipped_and_reported(tmp_path):
+    obj = _tiny(); obj['data'][0]['paragraphs'][0]['qas'][1]['answers'][0]['answer_start'] = None
+    p = _write(tmp_path, obj)
+    _raises(lambda: read_squad_json(p), p, 'null answer_start')
+    exs = squad_examples(read_squad_json(p, allow_null_starts=True))
+    assert len(exs) == 2 and exs.report['skipped_questions'] == 1 and exs.skipped[0]['id'] == 'tiny-q2'
+
+def test_squad_wrong_checksum_in_a_temp_data_root(tmp_path, monkeypatch):
+    (tmp_path/'squad').mkdir()
+    bad = tmp_path/SQUAD_DEV
+    bad.write_text(SQUAD_TINY.read_text(encoding='utf-8'), encoding='utf-8')   # valid SQuAD, wrong bytes
+    monkeypatch.setenv('MRC_DATA', str(tmp_path))
+    _raises(lambda: load_squad('dev', download=False), bad, 'sha256', 'mrc data fetch', '$MRC_DATA')
+
+def test_squad_over_long_passage(tmp_path):
+    ex = squad_examples(read_squad_json(SQUAD_TINY), source=str(SQUAD_TINY))[0]
+    tokens = ex.context.split()
+    where = f'{ex.source}: question {ex.id}'
+    _raises(lambda: fit_passage(tokens, 5, where=where), SQUAD_TINY, 'tiny-q1', f'{len(tokens)} tokens',
+            'max_len=5', 'truncate=True')
+    kept, spans, cut = fit_passage(tokens, 5, [(3, 4), (9, 9)], truncate=True)
+    assert len(kept) == 5 and spans == [(3, 4), None] and cut.answers_lost == 1 and cut.dropped_tokens == len(tokens) - 5
+
+def test_answer_span_never_silently_wrong():
+    from mrc_book.text import tokenize
+    s = 'In 2016 the Denver Broncos won.'
+    toks = tokenize(s)
+    assert answer_token_span(toks, 12, 26) == (3, 4)
+    assert answer_token_span(toks, 13, 26) is None                      # starts inside 'Denver'
+    assert answer_token_span(toks, 13, 26, widen=True) == (3, 4)
+
+
+# ---------------------------------------------------------------- bAbI
+GOOD_BABI = (FIXTURES/'babi_tiny.txt').read_text().splitlines(keepends=True)
+
+@pytest.mark.parametrize('line_no, bad_line, why', [
+    (2, 'John went to the hallway.\n', 'no line ID'),
+    (2, '3 John went to the hallway.\n', 'line ID 3 follows 1'),
+    (3, '3 Where is Mary?\tbathroom\n', '2 tab-separated fields'),
+    (3, '3 Where is Mary?\t\t1\n', 'empty question or answer'),
+    (3, '3 Where is Mary?\tbathroom\t3\n', 'not earlier statement IDs'),   # points at itself
+    (3, '3 Where is Mary?\tbathroom\tone\n', 'not earlier statement IDs'),
+])
+def test_babi_malformed_line(tmp_path, line_no, bad_line, why):
+    lines = GOOD_BABI.copy(); lines[line_no - 1] = bad_line
+    p = tmp_path/'qa1_single-supporting-fact_train.txt'; p.write_text(''.join(lines))
+    _raises(lambda: parse_babi(p), f'{p}:{line_no}:', why, 'expected', repr(bad_line.rstrip('\n')), 'mrc data fetch')
+
+def test_babi_wrong_checksum_in_a_temp_data_root(tmp_path, monkeypatch):
+    rel = babi_file(1, 'test', 'en')
+    (tmp_path/rel).parent.mkdir(parents=True)
+    (tmp_path/rel).write_text(''.join(GOOD_BABI))
+    monkeypatch.setenv('MRC_DATA', str(tmp_path))
+    _raises(lambda: load_babi(1, 'test', 'en', download=False), tmp_path/rel, 'sha256', 'mrc data fetch')
+
+def test_babi_missing_10k_task3_explains(tmp_path):
+    if find_file(babi_file(3, 'train', 'en-10k')) is not None: pytest.skip('en-10k qa3 train is present here')
+    msg = _raises(lambda: load_babi(3, 'train', 'en-10k', download=False),
+                  'qa3_three-supporting-facts_train.txt', "setting='en'", 'mrc data fetch babi-en-10k', 'allow_partial=True')
+    assert 'is missing' in msg
+
+
+# ---------------------------------------------------------------- CBT and CNN cloze
+def test_cbt_malformed_and_missing(tmp_path):
+    lines = (FIXTURES/'cbt_tiny.txt').read_text().splitlines(keepends=True)
+    assert len(parse_cbt(FIXTURES/'cbt_tiny.txt')) == 2
+    p = tmp_path/'cbtest_NE_valid_2000ex.txt'
+    p.write_text(''.join(lines[:20] + ['21 the XXXXX .\tElf\t\tFairy|king\n']))
+    _raises(lambda: parse_cbt(p), f'{p}:21:', 'not among the candidates', 'mrc data fetch cbt')
+    p.write_text(''.join(lines[:5] + lines[6:]))
+    _raises(lambda: parse_cbt(p), f'{p}:6:', "line number '7' where 6 was due")
+    if find_file('cbt/CBTest/data/cbtest_NE_valid_2000ex.txt') is None:
+        _raises(lambda: load_cbt('NE', 'valid', download=False), 'was not found', 'CBTest.tgz')
+
+def test_cloze_malformed_and_missing(tmp_path):
+    src = sorted((FIXTURES/'cnn'/'questions'/'validation').glob('*.question'))[0]
+    good = src.read_text().split('\n')
+    p = tmp_path/'x.question'
+    p.write_text('\n'.join(good[:6] + ['@entity99'] + good[7:]))
+    _raises(lambda: parse_cloze_question(p), f'{p}:7:', 'does not occur in the story', 'kcho/DMQA')
+    p.write_text('\n'.join(good[:3]))
+    _raises(lambda: parse_cloze_question(p), str(p), 'truncated')
+    _raises(lambda: load_cloze('cnn', 'test', roots=[tmp_path]), 'cnn/questions/test/', 'kcho/DMQA')

@@ -1,0 +1,240 @@
+"""The trainer: exact resumption, split checkpoints, early stopping, clipping, LR schedule, EMA, run records."""
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mrc_book.training import (EMA, TrainConfig, Trainer, load_record, load_records, load_split, register_experiment,
+                               run_experiment, EXPERIMENTS, save_split, set_seed)
+
+
+def toy(n=96, d=5, seed=0, dropout=0.3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    y = (x[:, 0] - 0.7 * x[:, 2] > 0).long()
+    set_seed(seed)
+    model = nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 2))
+
+    def batches(epoch, gen):
+        order = torch.randperm(n, generator=gen)
+        return [(x[order[i:i + 8]], y[order[i:i + 8]]) for i in range(0, n, 8)]   # 12 steps an epoch
+
+    def loss_fn(m, b): return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    def evaluate(m, split):
+        logits = m(x)
+        return {'accuracy': 100 * (logits.argmax(-1) == y).float().mean().item(),
+                'loss': nn.functional.cross_entropy(logits, y).item()}
+    return model, batches, loss_fn, evaluate
+
+
+def make(tmp, epochs=4, part_bytes=None, evaluate=None, **cfg):
+    model, batches, loss_fn, ev = toy()
+    config = TrainConfig(epochs=epochs, lr=0.05, seed=0, verbose=False, progress=False, threads=1, **cfg)
+    kw = {'checkpoint_part_bytes': part_bytes} if part_bytes else {}
+    return model, Trainer(model, config, batches, loss_fn, evaluate or ev, 'toy', results_dir=tmp / 'results',
+                          meta={'dataset': 'toy-data', 'task': 7}, **kw)
+
+
+def no_seconds(history): return [{k: v for k, v in r.items() if k != 'seconds'} for r in history]
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa: assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.mark.parametrize('stop_at', [5, 12, 30])   # mid-epoch, exactly at an epoch's end, mid-epoch later
+@pytest.mark.parametrize('extra', [{}, {'ema': 0.9, 'clip_norm': 1.0, 'lr_halve_every': 1}])
+def test_resume_is_exact(tmp_path, stop_at, extra):
+    full_model, t = make(tmp_path / 'full', **extra)
+    full = t.fit()
+    cut_model, t = make(tmp_path / 'cut', stop_after_steps=stop_at, **extra)
+    rec = t.fit()
+    assert rec['status'] == 'interrupted' and rec['final'] is None and rec['steps'] == stop_at
+    assert load_record(tmp_path / 'cut' / 'results' / 'toy-quick-seed0.json')['status'] == 'interrupted'
+    torch.manual_seed(999); torch.rand(7)   # disturb every global RNG before resuming
+    resumed_model, t = make(tmp_path / 'cut', **extra)
+    resumed = t.fit(resume=True)
+    assert resumed['status'] == 'completed'
+    assert_same_weights(full_model, resumed_model)
+    assert no_seconds(full['history']) == no_seconds(resumed['history'])
+    assert full['final'] == resumed['final']
+    assert full['steps'] == resumed['steps'] == 4 * 12
+
+
+def test_resume_from_twice_interrupted_run(tmp_path):
+    full_model, t = make(tmp_path / 'a'); full = t.fit()
+    for stop in (7, 20):
+        _, t = make(tmp_path / 'b', stop_after_steps=stop); t.fit(resume=True)
+    m, t = make(tmp_path / 'b'); rec = t.fit(resume=True)
+    assert_same_weights(full_model, m)
+    assert no_seconds(rec['history']) == no_seconds(full['history'])
+
+
+def test_time_budget_stops_after_the_crossing_step(tmp_path):
+    _, t = make(tmp_path, time_budget=0.0)
+    rec = t.fit()
+    assert rec['status'] == 'interrupted' and rec['steps'] == 1 and rec['history'] == []
+
+
+def test_checkpoint_split_into_small_parts(tmp_path):
+    _, t = make(tmp_path, epochs=1, part_bytes=2048)
+    t.fit()
+    manifest = json.loads((t.checkpoint_dir / 'checkpoint.json').read_text())
+    assert len(manifest['parts']) > 2 and all(p['bytes'] <= 2048 for p in manifest['parts'])
+    assert sum(p['bytes'] for p in manifest['parts']) == manifest['bytes']
+    files = sorted(q.name for q in t.checkpoint_dir.glob('checkpoint.*.part*'))
+    assert files == sorted(p['file'] for p in manifest['parts'])   # no parts of older checkpoints left behind
+    assert load_split(t.checkpoint_dir)['epoch'] == 1
+
+
+def test_split_roundtrip_and_corruption(tmp_path):
+    obj = {'w': torch.randn(3000), 'n': 3}
+    save_split(obj, tmp_path, 'x', part_bytes=4000)
+    assert torch.equal(load_split(tmp_path, 'x')['w'], obj['w'])
+    part = sorted(tmp_path.glob('x.*.part*'))[1]
+    data = bytearray(part.read_bytes()); data[10] ^= 1; part.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match='corrupt'): load_split(tmp_path, 'x')
+    part.unlink()
+    with pytest.raises(FileNotFoundError, match='missing'): load_split(tmp_path, 'x')
+
+
+def test_early_stopping_and_best_state(tmp_path):
+    scores = iter([50, 60, 55, 58, 59, 99, 99])   # best at epoch 2, then 3 epochs without improvement
+    seen = {}
+    def evaluate(m, split):
+        if split == 'test':
+            seen['test_weights'] = {k: v.clone() for k, v in m.state_dict().items()}
+            return {'accuracy': 1.0}
+        return {'accuracy': float(next(scores))}
+    model, t = make(tmp_path, epochs=10, patience=3, evaluate=evaluate)
+    rec = t.fit()
+    assert [r['valid_accuracy'] for r in rec['history']] == [50, 60, 55, 58, 59]
+    f = rec['final']
+    assert f['stopped_early'] and f['epochs'] == 5 and f['best_epoch'] == 2 and f['best_valid_accuracy'] == 60
+    assert f['test_accuracy'] == 1.0
+    # the test split was scored with the weights of epoch 2, which the model holds afterwards
+    for k, v in seen['test_weights'].items(): assert torch.equal(v, model.state_dict()[k])
+
+
+def test_min_mode(tmp_path):
+    losses = iter([3.0, 2.0, 2.5])
+    _, t = make(tmp_path, epochs=3, metric='loss', metric_mode='min',
+                evaluate=lambda m, s: {'loss': next(losses) if s == 'valid' else 0.0})
+    assert t.fit()['final']['best_epoch'] == 2
+
+
+def one_step_grad(tmp_path, **cfg):
+    "The update SGD(lr=1) makes from a gradient of (3, -4, 0.5) (norm 5.02), under the clipping in `cfg`."
+    w = nn.Linear(3, 1, bias=False)
+    with torch.no_grad(): w.weight.zero_()
+    g = torch.tensor([3.0, -4.0, 0.5])
+    config = TrainConfig(epochs=1, optimizer='sgd', lr=1.0, verbose=False, progress=False, threads=1, **cfg)
+    t = Trainer(w, config, lambda e, gen: [None], lambda m, b: (m.weight[0] * g).sum(),
+                lambda m, s: {'accuracy': 0.0}, 'clip', results_dir=tmp_path)
+    t.fit()
+    return -w.weight.detach()[0]
+
+
+def test_clip_value(tmp_path):
+    torch.testing.assert_close(one_step_grad(tmp_path, clip_value=1.0), torch.tensor([1.0, -1.0, 0.5]))
+
+
+def test_clip_norm(tmp_path):
+    g = torch.tensor([3.0, -4.0, 0.5])
+    torch.testing.assert_close(one_step_grad(tmp_path, clip_norm=1.0), g / g.norm(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(one_step_grad(tmp_path, clip_norm=100.0), g)   # under the threshold: unchanged
+
+
+def test_lr_halving(tmp_path):
+    _, t = make(tmp_path, epochs=5, lr_halve_every=2)
+    rec = t.fit()
+    assert [r['lr'] for r in rec['history']] == [0.05, 0.05, 0.025, 0.025, 0.0125]
+    c = TrainConfig(lr=1.0, lr_step=25, lr_decay=0.5)
+    assert [c.epoch_lr(e) for e in (0, 24, 25, 50, 75)] == [1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_step_schedule_multiplies_the_lr(tmp_path):
+    lrs = []
+    class Spy(torch.optim.SGD): pass
+    w = nn.Linear(1, 1, bias=False)
+    config = TrainConfig(epochs=1, optimizer='sgd', lr=0.1, verbose=False, progress=False)
+    t = Trainer(w, config, lambda e, gen: [None] * 3, lambda m, b: (lrs.append(t.optimizer.param_groups[0]['lr']), m.weight.sum())[1],
+                lambda m, s: {'accuracy': 0.0}, 'sched', results_dir=tmp_path, step_schedule=lambda step: 1 / (step + 1))
+    t.fit()
+    assert lrs == pytest.approx([0.1, 0.05, 0.1 / 3])
+
+
+def test_ema_known_values():
+    lin = nn.Linear(1, 1, bias=False); nn.init.zeros_(lin.weight)
+    ema, opt = EMA(lin, 0.5), torch.optim.SGD(lin.parameters(), lr=1.0)
+    seen = []
+    for _ in range(3):
+        opt.zero_grad(); lin.weight.sum().backward(); opt.step(); ema.update(lin)
+        seen.append(ema.shadow['weight'].item())
+    # weights -1, -2, -3: shadow 0.5*0 + 0.5*(-1), then 0.5*(-0.5) + 0.5*(-2), then 0.5*(-1.25) + 0.5*(-3)
+    assert seen == [-0.5, -1.25, -2.125]
+
+
+def test_ema_weights_are_evaluated_and_kept(tmp_path):
+    calls = iter(range(100))
+    evaluated = []
+    def evaluate(m, split):
+        evaluated.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {'accuracy': float(next(calls))}   # every epoch is better: the last one is the best
+    model, t = make(tmp_path, epochs=2, ema=0.9, evaluate=evaluate)
+    t.fit()
+    live = t.ema.shadow   # the shadow after the last step
+    for k, v in live.items():
+        assert torch.equal(evaluated[-1][k], v) and torch.equal(evaluated[-2][k], v)   # valid and test saw the shadow
+        assert torch.equal(model.state_dict()[k], v)                                    # and the model keeps it
+    from mrc_book.training import load_best_state
+    for k, v in load_best_state(t.checkpoint_dir).items(): assert torch.equal(v, live[k])
+
+
+def test_record_fields(tmp_path):
+    _, t = make(tmp_path, epochs=2)
+    rec = t.fit()
+    saved = load_record(tmp_path / 'results' / 'toy-quick-seed0.json')
+    assert saved == json.loads(json.dumps(rec))
+    for key in ('experiment', 'model', 'dataset', 'task', 'profile', 'seed', 'config', 'git_commit', 'torch', 'device',
+                'hardware', 'wall_seconds', 'status', 'history', 'final', 'created'):
+        assert key in saved, key
+    assert (saved['experiment'], saved['model'], saved['dataset'], saved['task']) == ('toy', 'Sequential', 'toy-data', 7)
+    assert saved['profile'] == 'quick' and saved['seed'] == 0 and saved['status'] == 'completed'
+    assert saved['config']['lr'] == 0.05 and saved['config']['epochs'] == 2
+    assert saved['git_commit'] == 'unknown' or len(saved['git_commit'].removesuffix('-dirty')) == 40
+    assert saved['torch'] == torch.__version__ and saved['device'] and saved['hardware']['cpu_count'] >= 1
+    assert [r['epoch'] for r in saved['history']] == [1, 2]
+    assert set(saved['history'][0]) >= {'epoch', 'train_loss', 'lr', 'seconds', 'valid_accuracy', 'valid_loss'}
+    assert {'test_accuracy', 'test_loss', 'best_valid_accuracy', 'epochs'} <= set(saved['final'])
+    assert 0 <= saved['final']['test_accuracy'] <= 100
+    assert saved['created'].endswith('+00:00')
+    assert [r['run'] for r in load_records(tmp_path / 'results' / '*.json')] == ['toy-quick-seed0']
+
+
+def test_bf16_ignored_on_cpu_with_a_note(tmp_path):
+    with pytest.warns(UserWarning, match='bf16'):
+        _, t = make(tmp_path, epochs=1, bf16=True); rec = t.fit()
+    assert any('bf16' in n for n in rec['notes'])
+
+
+def test_registry_and_run_experiment(tmp_path):
+    register_experiment('echo-test', lambda **kw: kw, 'echoes')
+    try:
+        out = run_experiment('echo-test', profile='full', seed=5, results_dir=tmp_path)
+        assert out == {'profile': 'full', 'device': 'cpu', 'resume': False, 'time_budget': None, 'seed': 5,
+                       'results_dir': tmp_path}
+        with pytest.raises(ValueError): run_experiment('echo-test', profile='medium')
+    finally:
+        del EXPERIMENTS['echo-test']
+    with pytest.raises(KeyError, match='unknown experiment'): run_experiment('no-such-experiment')
+
+
+def test_set_seed_reproduces():
+    set_seed(11); a = torch.rand(3)
+    set_seed(11); assert torch.equal(a, torch.rand(3))
