@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[dev]"
 	touch $@
 
+# two notebooks at a time, one thread each: oversubscribed torch threads are 10-20x slower on 2 cores
 test: $(STAMP)
-	$(BIN)/nbdev-test --n-workers 2 --timing
-	$(BIN)/pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q
 
 # CI also checks that the package is exactly what the notebooks export
 export-check: $(STAMP)
