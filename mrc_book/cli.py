@@ -10,7 +10,7 @@ from pathlib import Path
 from .data.sources import DataError
 
 # %% auto #0
-__all__ = ['import_data_modules', 'dataset_status', 'data_check', 'build_parser', 'main']
+__all__ = ['DEFAULT_MODELS', 'import_data_modules', 'dataset_status', 'data_check', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #d52f8199
 def import_data_modules() -> dict[str, str]:
@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     t.add_argument('--seed', type=int, default=None)
     t.add_argument('--results-dir', default='results')
+
+    a = sub.add_parser('answer', help='answer a question about a passage with a saved R-NET model')
+    a.add_argument('--context', required=True, help='the passage: a file to read, or the text itself')
+    a.add_argument('--question', required=True)
+    a.add_argument('--model', default=None, metavar='DIR',
+                   help='a model saved by the rnet-squad experiment (default: checkpoints/rnet-squad-{full,cpu,quick}-seed0/model, '
+                        'the first that exists)')
+    a.add_argument('--device', default='cpu')
+    a.add_argument('--json', action='store_true', help='print {"answer", "start", "end", "score"} as JSON')
     return p
 
 def _error(msg: str, code: int = 2) -> int:
@@ -136,6 +145,26 @@ def _train(args) -> int:
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'),
                       'record': str(path) if path.is_file() else None, 'runs': rec.get('runs'),
                       'wall_seconds': rec.get('wall_seconds')}))
+    return 0
+
+DEFAULT_MODELS = [f'checkpoints/rnet-squad-{p}-seed0/model' for p in ('full', 'cpu', 'quick')]
+
+def _answer(args) -> int:
+    from mrc_book.experiments.rnet_squad import load_rnet
+    model_dir = args.model or next((m for m in DEFAULT_MODELS if Path(m, 'config.json').is_file()), None)
+    if model_dir is None:
+        return _error('no saved R-NET model found (looked in ' + ', '.join(DEFAULT_MODELS) + '); train one with '
+                      '`mrc train rnet-squad --profile quick` or pass --model DIR')
+    ctx = Path(args.context)
+    try: is_file = len(args.context) < 4096 and '\n' not in args.context and ctx.is_file()
+    except OSError: is_file = False
+    context = ctx.read_text(encoding='utf-8') if is_file else args.context
+    if not context.strip(): return _error(f'--context {args.context!r}: the passage is empty')
+    if not args.question.strip(): return _error('--question is empty')
+    model = load_rnet(model_dir, device=args.device)
+    text, start, end, score = model.answer(context, args.question)
+    if args.json: print(json.dumps({'answer': text, 'start': start, 'end': end, 'score': score}, ensure_ascii=False))
+    else: print(f'{text}\t(characters {start}-{end}, score {score:.4f}, model {model_dir})')
     return 0
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(evaluate_squad_files(args.dataset, args.predictions)))
             return 0
         if args.command == 'train': return _train(args)
+        if args.command == 'answer': return _answer(args)
     except DataError as e: return _error(str(e))
     except KeyboardInterrupt: return _error('interrupted', 130)
     return _error('unknown command')

@@ -1,0 +1,56 @@
+"Fast checks of the EntNet world-model and CBT experiment pipelines and their baselines (MemN2N, LSTM reader)."
+import pytest, torch
+from mrc_book.data.sources import DataError
+from mrc_book.data.worldmodel import generate_world_stories
+from mrc_book.experiments import entnet_cbt as cbt
+from mrc_book.experiments.entnet_world import WorldRun, world_tensors, make_world_model, train_world_run, WORLD_WORDS
+from mrc_book.models.memn2n import MemN2N
+from mrc_book.models.lstm_reader import flatten_story_query
+from mrc_book.training import TrainConfig
+
+PAD = cbt.PAD
+
+def test_candidate_windows_by_hand():
+    ctx = [['a', 'b', 'X', 'c'], ['d', 'X', 'e']]
+    assert cbt.candidate_windows(ctx, ['X', 'a']) == [[PAD, PAD, 'a', 'b', 'x'], ['a', 'b', 'x', 'c', 'd'],
+                                                       ['c', 'd', 'x', 'e', PAD]]
+    assert cbt.candidate_windows(ctx, ['e'], b=3) == [['x', 'e', PAD]]
+    assert cbt.query_window(['the', 'XXXXX', 'was']) == [PAD, 'the', 'xxxxx', 'was', PAD]
+    with pytest.raises(ValueError): cbt.candidate_windows(ctx, ['a'], b=2)
+
+def test_cbt_full_profile_fails_with_fetch_command(monkeypatch):
+    monkeypatch.setattr(cbt, 'find_file', lambda relpath: None)
+    with pytest.raises(DataError, match='mrc data fetch cbt'): cbt.entnet_cbt(profile='full')
+
+def test_cbt_quick_pipeline(tmp_path):
+    out = cbt.entnet_cbt(profile='quick', results_dir=tmp_path)
+    assert out['status'] == 'completed' and set(out['final']) == {'NE_test_accuracy', 'CN_test_accuracy'}
+    assert (tmp_path/'entnet-cbt-quick-NE-seed0.json').is_file()
+
+def test_memn2n_single_hop_by_hand():
+    net = MemN2N(4, dim=2, hops=1, encoder='bow', temporal=False)
+    with torch.no_grad():
+        net.embeddings[0] = torch.tensor([[0., 0], [1, 0], [0, 1], [1, 1]])
+        net.embeddings[1] = torch.tensor([[0., 0], [2, 0], [0, 3], [1, -1]])
+        tr = net.trace(torch.tensor([[[1, 2], [1, 0], [0, 0]]]), torch.tensor([[1, 3]]))
+    torch.testing.assert_close(tr['attention'][0, 0], torch.tensor([0.7311, 0.2689, 0.0]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(tr['logits'][0], torch.tensor([0., 8., 9.5796, 0.8068]), atol=1e-4, rtol=0)
+
+def test_lstm_flatten_order():
+    story = torch.tensor([[[3, 4, 0], [5, 0, 0]]]); query = torch.tensor([[1, 2, 0]])
+    tokens, lengths = flatten_story_query(story, query)
+    assert tokens.tolist() == [[3, 4, 5, 1, 2]] and lengths.tolist() == [5]
+
+@pytest.mark.parametrize('model', ['entnet', 'memn2n', 'lstm'])
+def test_world_models_shapes(model):
+    d = world_tensors(generate_world_stories(4, 10, seed=0))
+    assert d.story.shape == (8, 10, 4)
+    logits = make_world_model(WorldRun(model, 10))(d.story, d.query)
+    assert logits.shape == (8, len(WORLD_WORDS))
+
+def test_world_run_record(tmp_path):
+    tc = TrainConfig(epochs=1, batch_size=8, lr=0.01, metric='error', metric_mode='min', threads=1, verbose=False)
+    rec = train_world_run(WorldRun('entnet', (4, 6), test_T=[6, 8], n_train=16, n_valid=4, n_test=4, train=tc),
+                          'quick', results_dir=tmp_path)
+    assert rec['status'] == 'completed' and {'test_error_T6', 'test_error_T8'} <= set(rec['final'])
+    assert 0 <= rec['final']['test_error'] <= 100 and rec['meta']['test_T'] == [6, 8]

@@ -1,0 +1,100 @@
+"""ReasoNet experiment chapters: configurations, data tensors, entity reshuffling, evaluation, the cloze data error."""
+import json
+
+import pytest
+import torch
+
+from mrc_book.data.sources import DataError
+from mrc_book.experiments import reasonet_cloze as rc
+from mrc_book.experiments import reasonet_graphs as rg
+from mrc_book.models.reasonet import ReasoNet, GraphReasoNetConfig
+from mrc_book.training import EXPERIMENTS
+
+
+def test_graph_configs_follow_the_paper():
+    small = rg.GraphRunConfig.make('small', 'reasonet', 'full')
+    assert (small.n_train, small.model.embed_dim, small.model.hidden_size, small.model.t_max, small.train.epochs) == \
+        (500_000, 100, 128, 15, 20)
+    large = rg.GraphRunConfig.make('large', 'last', 'full')
+    assert (large.model.hidden_size, large.model.t_max, large.train.epochs, large.model.mode) == (256, 25, 40, 'last')
+    assert rg.GraphRunConfig.make('small', 'tmax2', 'full').model.t_max == 2
+    reduced = rg.GraphRunConfig.make('small', 'reasonet', 'reduced', n_train=20_000)
+    assert reduced.scale('reduced').startswith('reduced-data run') and 'BiLSTM 128' in reduced.scale('reduced')
+    assert small.scale('full').startswith("paper's setting")
+    with pytest.raises(ValueError): rg.GraphRunConfig.make('small', 'reasonet', 'huge')
+
+
+def test_every_size_variant_is_registered():
+    for size in ('small', 'large'):
+        for v in rg.VARIANTS: assert f'reasonet-graphs-{size}-{v}' in EXPERIMENTS
+    assert {'reasonet-graphs', 'reasonet-cloze', 'asreader-cloze'} <= set(EXPERIMENTS)
+
+
+def test_graph_tensors_and_batches():
+    d = rg.graph_tensors('small', 200, 3)
+    assert torch.equal(d.label.bool(), d.hops >= 0)
+    g, m, q, qm, y = d.batch(torch.tensor([0, 5, 7]))
+    assert g.shape == m.shape and g.shape[1] == int(m.sum(1).max()) and g.shape[1] % 4 == 0
+    assert (g[~m] == 0).all() and (g[m] > 0).all()
+    # every 4th symbol is '->' (id 2) after a node, every 4th+3 is '#' (id 3)
+    assert (g[:, 1::4][m[:, 1::4]] == 2).all() and (g[:, 3::4][m[:, 3::4]] == 3).all()
+    assert torch.equal(q[:, 1], torch.full((3,), 2))
+    assert rg.split_seeds(0) == {'train': 1, 'valid': 2, 'test': 3}
+
+
+def test_evaluate_graphs_known_values():
+    "A model whose answer is a constant P(Yes) gives ROC-AUC 0.5 and the majority-class accuracy."
+    d = rg.graph_tensors('small', 300, 4)
+    model = ReasoNet(GraphReasoNetConfig.quick(vocab_size=13, t_max=1))   # one step: P(Yes) exactly constant
+    with torch.no_grad():
+        model.answer.linear.weight.zero_(); model.answer.linear.bias.fill_(2.0)   # P(Yes) = sigmoid(2) everywhere
+    m = rg.evaluate_graphs(model, d)
+    assert m['roc_auc'] == pytest.approx(0.5)
+    assert m['accuracy'] == pytest.approx(100.0 * d.label.float().mean().item())
+    assert m['pr_auc'] == pytest.approx(d.label.float().mean().item())
+    assert m['mean_stop_step'] == 1
+
+
+def test_stop_step_table_counts_every_graph():
+    d = rg.graph_tensors('small', 120, 9)
+    t = rg.stop_step_table(ReasoNet(GraphReasoNetConfig.quick(vocab_size=13, t_max=4)), d)
+    counts = torch.tensor(t['counts'])
+    assert counts.sum() == 120 and counts.shape[0] == 4
+    assert counts[:, 0].sum() == (d.hops < 0).sum()            # column 0 = No Reach
+
+
+def test_reshuffle_entities_is_a_consistent_relabelling():
+    g = torch.Generator().manual_seed(0)
+    doc = torch.tensor([[0, -1, 2, 0, 1], [3, 3, -1, -1, 1]])
+    query = torch.tensor([[-1, 2], [1, -1]])
+    target = torch.tensor([2, 3])
+    d2, q2, t2, perm = rc.reshuffle_entities(doc, query, target, 5, g)
+    assert torch.equal(d2 < 0, doc < 0) and torch.equal(q2 < 0, query < 0)
+    assert torch.equal(d2 == t2[:, None], doc == target[:, None])
+    assert torch.equal(perm.sort(-1).values, torch.arange(5).expand(2, 5))
+    assert torch.equal(torch.where(doc >= 0, perm.gather(1, doc.clamp(min=0)), doc), d2)
+    assert q2[0, 1] == d2[0, 2] and q2[1, 0] == d2[1, 4]
+
+
+def test_entity_id_and_token_ids():
+    assert rc.entity_id('@entity17') == 17 and rc.entity_id('@placeholder') == -1 and rc.entity_id('the') == -1
+    words, ents = torch.tensor([[5, 0, 7]]), torch.tensor([[-1, 3, -1]])
+    assert rc.token_ids(words, ents, 100).tolist() == [[5, 103, 7]]
+
+
+def test_cloze_full_profile_fails_with_fetch_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv('MRC_DATA', str(tmp_path))
+    try:
+        rc.load_cloze_splits('cnn', 'full')
+    except DataError as e:
+        assert 'cs.nyu.edu/~kcho/DMQA' in str(e) and 'cnn/questions/training' in str(e)
+    else:
+        pytest.skip('the CNN questions are staged on this machine')
+
+
+def test_cloze_quick_pipeline_runs_on_fixtures(tmp_path):
+    rec = rc.reasonet_cloze('quick', results_dir=tmp_path/'results')
+    assert rec['status'] == 'completed' and rec['meta']['sizes'] == {'train': 2, 'valid': 2, 'test': 2}
+    assert 0 <= rec['final']['test_accuracy'] <= 100
+    saved = json.loads((tmp_path/'results'/f"{rec['run']}.json").read_text())
+    assert 'means nothing' in saved['meta']['scale']

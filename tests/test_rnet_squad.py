@@ -1,0 +1,122 @@
+"""R-NET on SQuAD: the prepared bundle, batches, full-passage dev scoring, save -> reload -> identical predictions, `mrc answer`."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrc_book.cli import main
+from mrc_book.data.sources import DataError
+from mrc_book.data.squad import read_squad_json, squad_examples
+from mrc_book.experiments.rnet_squad import (PrepareSpec, RNetSquadConfig, bundle_batch, bundle_vocabs, load_prepared,
+                                             load_rnet, predict_split, prepare_squad, save_rnet, score_split, split_articles)
+from mrc_book.metrics import evaluate_squad
+from mrc_book.models.rnet import RNet, RNetConfig
+from mrc_book.text import tokenize
+from mrc_book.training import EXPERIMENTS
+
+FIXTURE = Path(__file__).parent / 'fixtures' / 'squad_tiny.json'
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    exs = squad_examples(read_squad_json(FIXTURE))
+    out = tmp_path_factory.mktemp('prep')
+    prepare_squad(PrepareSpec('tiny', train_max_passage=11, char_min_freq=1), out, train_examples=exs,
+                  dev_examples=exs, verbose=False)
+    return exs, load_prepared(out / 'tiny')
+
+
+@pytest.fixture(scope='module')
+def model(tiny):
+    _, b = tiny
+    wv, cv = bundle_vocabs(b)
+    torch.manual_seed(0)
+    m = RNet(RNetConfig.quick(), b['word_vectors'], wv, cv)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    for _ in range(3):
+        opt.zero_grad(); m.loss(bundle_batch(b, 'train', [0, 1])).backward(); opt.step()
+    return m.eval()
+
+
+def test_training_spans_give_back_the_answers_and_cut_answers_are_counted(tiny):
+    exs, b = tiny
+    tr, itos = b['train'], b['surface_itos']
+    got = []
+    for i in range(len(tr['start'])):
+        p = int(tr['paragraph'][i])
+        toks = tr['context_flat'][tr['context_offsets'][p]:tr['context_offsets'][p + 1]]
+        got.append(' '.join(itos[t] for t in toks[tr['start'][i]:tr['end'][i] + 1]))
+    assert got == ['Denver Broncos', "Levi 's Stadium"]
+    assert b['report']['answers_lost_to_cut'] == 1          # '24–10' is tokens 9-11: past an 11-token cut
+    assert int((tr['context_offsets'][1:] - tr['context_offsets'][:-1]).max()) <= 11
+
+
+def test_dev_passages_are_never_cut(tiny):
+    exs, b = tiny
+    lengths = (b['dev']['context_offsets'][1:] - b['dev']['context_offsets'][:-1]).tolist()
+    assert lengths == [len(tokenize(exs[0].context)), len(tokenize(exs[2].context))]
+    assert max(lengths) > 11 and b['dev']['ids'] == ['tiny-q1', 'tiny-q2', 'tiny-q3']
+
+
+def test_batch_masks_and_padding(tiny):
+    _, b = tiny
+    bt = bundle_batch(b, 'dev', [0, 2])
+    assert bt['context_mask'].sum(1).tolist() == [18, 14]
+    assert bt['context_words'][1, 14:].eq(0).all() and bt['context_chars'][1, 14:].eq(0).all()
+    assert bt['context_chars'].shape[:2] == bt['context_words'].shape
+
+
+def test_every_dev_question_is_predicted_and_scored_officially(tiny, model):
+    _, b = tiny
+    out = predict_split(model, b, 'dev', batch_size=2)
+    assert set(out['predictions']) == set(b['dev']['ids'])
+    for qid, text in out['predictions'].items():   # the answer is a span of its passage, at most 16 tokens
+        assert text and any(text in c for c in b['dev']['contexts'])
+        i, j = out['spans'][qid]
+        assert 0 <= j - i <= 15
+    gold = {q: a for q, a in zip(b['dev']['ids'], b['dev']['answers'])}
+    assert evaluate_squad(split_articles(b), {q: a[0] for q, a in gold.items()}) == {'exact_match': 100.0, 'f1': 100.0}
+
+
+def test_save_reload_rescore_identical(tiny, model, tmp_path):
+    _, b = tiny
+    m1, p1 = score_split(model, b, 'dev')
+    re = load_rnet(save_rnet(model, tmp_path / 'model'))
+    m2, p2 = score_split(re, b, 'dev')
+    assert p1 == p2 and m1 == m2
+    bt = bundle_batch(b, 'dev', [0, 1, 2])
+    with torch.no_grad():
+        assert torch.equal(model(bt)[0], re(bt)[0]) and torch.equal(model(bt)[1], re(bt)[1])
+
+
+def test_mrc_answer_prints_the_models_span(tiny, model, tmp_path, capsys):
+    exs, _ = tiny
+    d = save_rnet(model, tmp_path / 'm')
+    ctx = tmp_path / 'passage.txt'; ctx.write_text(exs[0].context)
+    assert main(['answer', '--context', str(ctx), '--question', exs[0].question, '--model', str(d), '--json']) == 0
+    got = json.loads(capsys.readouterr().out)
+    text, start, end, score = model.answer(exs[0].context, exs[0].question)
+    assert got == {'answer': text, 'start': start, 'end': end, 'score': score}
+    assert exs[0].context[start:end] == text
+
+
+def test_mrc_answer_missing_model_is_one_line_error(tmp_path, capsys):
+    assert main(['answer', '--context', 'Some text.', '--question', 'What?', '--model', str(tmp_path / 'none')]) == 2
+    out, err = capsys.readouterr()
+    assert out == '' and err.startswith('mrc: error: ') and err.count('\n') == 1
+
+
+def test_bad_bundle_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match='no prepared SQuAD bundle'): load_prepared(tmp_path)
+    torch.save({'format': 'something else'}, tmp_path / 'bundle.pt')
+    with pytest.raises(DataError, match='not an rnet-squad bundle'): load_prepared(tmp_path)
+
+
+def test_registered_with_the_reports_defaults():
+    assert 'rnet-squad' in EXPERIMENTS
+    full = RNetSquadConfig.full()
+    m, t = full.model, full.train
+    assert (m.hidden_size, m.dropout, m.max_span, m.encoder_layers) == (75, 0.2, 15, 3)
+    assert (t.optimizer, t.lr, t.rho, t.eps, t.batch_size) == ('adadelta', 1.0, 0.95, 1e-6, 64)
+    assert full.prepare.train_max_passage == 400 and full.prepare.dev_questions is None
