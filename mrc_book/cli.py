@@ -17,9 +17,10 @@ def import_data_modules() -> dict[str, str]:
     "Import every module of `mrc_book.data` (each registers its datasets); returns {module: error} for those that failed."
     import mrc_book.data as pkg
     failed = {}
-    for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):
-        try: importlib.import_module(info.name)
-        except Exception as e: failed[info.name] = f'{type(e).__name__}: {e}'
+    names = [info.name for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.')]
+    for name in names + ['mrc_book.embeddings']:   # GloVe registers its dataset beside its reader
+        try: importlib.import_module(name)
+        except Exception as e: failed[name] = f'{type(e).__name__}: {e}'
     return failed
 
 # %% ../nbs/05_cli.ipynb #56ca0a1e
