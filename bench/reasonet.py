@@ -9,6 +9,16 @@ exists, else random symbol sequences of the same shape (56-64 tokens, query of 3
     python bench/reasonet.py --threads 1             # one intra-op thread (faster on a loaded machine)
     python bench/reasonet.py --size large            # BiLSTM 256, T_max 25
     python bench/reasonet.py --device cuda --steps 50
+
+Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens), counting forward + backward as 3x
+the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
+in all; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the GRU controller (14 steps x 64 x 3*256*512) 2.1 GFLOP;
+the attention reads ~0.2 GFLOP. About 10 GFLOP per batch: 3,000 examples/s would need ~470 GFLOP/s, above the fp32
+peak of two AVX2 cores (~2 x 90 GFLOP/s), while the recurrences reach ~30 GFLOP/s on one core (small matrices,
+sequential steps). A few hundred examples/s per core is the realistic range on this CPU.
+
+Besides the mean over all timed steps it prints the best and the median step: on a machine shared with other
+work, the best step is the closest to what an idle machine does (compare `uptime` load averages too).
 """
 from __future__ import annotations
 import argparse, os, sys, time
@@ -88,8 +98,12 @@ def main(argv=None):
     for b in batches[:args.warmup]: step(b)
     if device.type == 'cuda': torch.cuda.synchronize()
     t0, c0 = time.perf_counter(), time.process_time()
-    for b in batches[args.warmup:]: loss = step(b)
-    if device.type == 'cuda': torch.cuda.synchronize()
+    step_times = []
+    for b in batches[args.warmup:]:
+        ts = time.perf_counter()
+        loss = step(b)
+        if device.type == 'cuda': torch.cuda.synchronize()
+        step_times.append(time.perf_counter() - ts)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = args.batch_size * (len(batches) - args.warmup)
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
@@ -100,6 +114,10 @@ def main(argv=None):
           f"load average {load[0]:.1f}" if load else "")
     print(f"{n} examples in {wall:.2f} s wall ({cpu:.2f} s CPU): {n / wall:,.0f} examples/s, "
           f"{1000 * wall / (len(batches) - args.warmup):.1f} ms/step, last loss {loss.item():.4f}")
+    # on a shared machine the fastest step is the one least slowed by other processes: a better estimate of idle speed
+    best, median = min(step_times), sorted(step_times)[len(step_times) // 2]
+    print(f"per step: best {1000 * best:.1f} ms ({args.batch_size / best:,.0f} examples/s), "
+          f"median {1000 * median:.1f} ms ({args.batch_size / median:,.0f} examples/s)")
     return n / wall
 
 

@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['masked_softmax', 'ProjectedCosineAttention', 'QueryDocAttention']
+__all__ = ['masked_softmax', 'ProjectedCosineAttention', 'MemoryReader', 'QueryDocAttention']
 
 # %% ../../nbs/24_layers.attention.ipynb #cfc35691
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
@@ -20,7 +20,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dim: int = -
     probs = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim)
     return probs * mask
 
-# %% ../../nbs/24_layers.attention.ipynb #9d5844ce
+# %% ../../nbs/24_layers.attention.ipynb #c5fb6b55
 class ProjectedCosineAttention(nn.Module):
     "a_i = softmax_i(γ·cos(W1 m_i, W2 s)), x = Σ_i a_i m_i (ReasoNet §4.1)."
     def __init__(self, memory_size: int, state_size: int, proj_size: int | None = None, gamma: float = 10.0):
@@ -46,7 +46,79 @@ class ProjectedCosineAttention(nn.Module):
         a = masked_softmax(self.scores(state, keys), mask)
         return torch.bmm(a.unsqueeze(1), memory).squeeze(1), a
 
-# %% ../../nbs/24_layers.attention.ipynb #b25239ad
+    def reader(self, memory: torch.Tensor, mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
+        "A `MemoryReader`: state -> (x, a) as `forward`, with a faster backward when one memory is read many times."
+        return MemoryReader(self, memory, mask, keys)
+
+# %% ../../nbs/24_layers.attention.ipynb #362f63fe
+class _CollectMemoryGrads(torch.autograd.Function):
+    "keys, memory -> a 0-d token every read depends on; backward sums the reads' recorded gradients in one product."
+    @staticmethod
+    def forward(ctx, records: dict, keys: torch.Tensor, memory: torch.Tensor):
+        ctx.records = records
+        ctx.dtypes = keys.dtype, memory.dtype
+        return keys.new_zeros(())
+
+    @staticmethod
+    def backward(ctx, _):
+        records, (keys_dtype, memory_dtype) = ctx.records, ctx.dtypes
+        if not records or not any(ctx.needs_input_grad): return None, None, None
+        steps = [records[t] for t in sorted(records)]
+        records.clear()
+        query, score_grad, weights, read_grad = (torch.stack(r, 1) for r in zip(*steps))   # [B,T,P], [B,T,N] ...
+        keys_grad = torch.bmm(score_grad.transpose(1, 2), query).to(keys_dtype)              # Σ_t ∂L/∂e_t ⊗ q̂_t
+        memory_grad = torch.bmm(weights.transpose(1, 2), read_grad).to(memory_dtype)         # Σ_t a_t ⊗ ∂L/∂x_t
+        return None, keys_grad, memory_grad
+
+class _ReadMemory(torch.autograd.Function):
+    "One read: unit query q̂[B,P] -> (x[B,M], a[B,N]); the keys' and memory's gradients go to the reader's records."
+    @staticmethod
+    def forward(ctx, token, query_unit, reader, step):
+        dtype = reader.dtype
+        with torch.autocast(query_unit.device.type, enabled=False):
+            q = query_unit.to(dtype)
+            scores = reader.gamma * torch.bmm(q.unsqueeze(1), reader.keys_t).squeeze(1)     # [B,N]
+            a = masked_softmax(scores, reader.mask)
+            x = torch.bmm(a.unsqueeze(1), reader.memory).squeeze(1)                        # [B,M]
+        ctx.save_for_backward(q, a)
+        ctx.reader, ctx.step, ctx.query_dtype = reader, step, query_unit.dtype
+        return x, a
+
+    @staticmethod
+    def backward(ctx, read_grad, weights_grad):
+        q, a = ctx.saved_tensors
+        reader = ctx.reader
+        read_grad, weights_grad = read_grad.to(a.dtype), weights_grad.to(a.dtype)
+        # ∂L/∂a_i = ∂L/∂a_i (direct) + m_i · ∂L/∂x; softmax backward; masked positions have a_i = 0
+        weights_grad = weights_grad + torch.bmm(read_grad.unsqueeze(1), reader.memory_t).squeeze(1)
+        score_grad = a * (weights_grad - (a * weights_grad).sum(-1, keepdim=True))
+        score_grad = reader.gamma * score_grad                                              # ∂L/∂(k_i·q̂)
+        query_grad = torch.bmm(score_grad.unsqueeze(1), reader.keys).squeeze(1)             # [B,P]
+        reader.records[ctx.step] = (q, score_grad, a, read_grad)
+        return torch.zeros((), dtype=reader.token.dtype, device=q.device), query_grad.to(ctx.query_dtype), None, None
+
+class MemoryReader:
+    "Reads one memory with `ProjectedCosineAttention` at many steps; keys/memory gradients summed once in backward."
+    def __init__(self, attention: 'ProjectedCosineAttention', memory: torch.Tensor, mask: torch.Tensor | None = None,
+                 keys: torch.Tensor | None = None):
+        if keys is None: keys = attention.project_memory(memory)
+        self.attention, self.gamma = attention, attention.gamma
+        self.dtype = torch.promote_types(keys.dtype, memory.dtype)
+        self.keys, self.memory = keys.detach().to(self.dtype), memory.detach().to(self.dtype)
+        self.keys_t = self.keys.transpose(1, 2).contiguous()          # [B,P,N]: the step's product is a row times it
+        self.memory_t = self.memory.transpose(1, 2).contiguous()      # [B,M,N]
+        self.mask = None if mask is None else mask.to(torch.bool)
+        self.records: dict = {}
+        self.token = _CollectMemoryGrads.apply(self.records, keys, memory)
+        self.steps = 0
+
+    def __call__(self, state: torch.Tensor):
+        "state[B,S] -> (x[B,M] attended memory, a[B,N] attention weights), as `attention(state, memory, mask)`."
+        query_unit = F.normalize(self.attention.W2(state), dim=-1, eps=1e-8)
+        self.steps += 1
+        return _ReadMemory.apply(self.token, query_unit, self, self.steps - 1)
+
+# %% ../../nbs/24_layers.attention.ipynb #2907a3b2
 class QueryDocAttention(nn.Module):
     "x_t = [x^query_t, x^doc_t], one projected cosine attention per memory (ReasoNet §4.1)."
     def __init__(self, memory_size: int, state_size: int, proj_size: int | None = None, gamma: float = 10.0,
@@ -68,3 +140,15 @@ class QueryDocAttention(nn.Module):
         if self.query is None: return x_doc, a_doc, None
         x_query, a_query = self.query(state, query_memory, query_mask, keys=query_keys)
         return torch.cat([x_query, x_doc], dim=-1), a_doc, a_query
+
+    def reader(self, doc_memory, doc_mask, query_memory=None, query_mask=None, keys=None):
+        "state -> (x_t, doc attention, query attention or None) as `forward`, reading through `MemoryReader`s."
+        doc_keys, query_keys = keys if keys is not None else (None, None)
+        read_doc = self.doc.reader(doc_memory, doc_mask, doc_keys)
+        read_query = self.query.reader(query_memory, query_mask, query_keys) if self.query is not None else None
+        def read(state):
+            x_doc, a_doc = read_doc(state)
+            if read_query is None: return x_doc, a_doc, None
+            x_query, a_query = read_query(state)
+            return torch.cat([x_query, x_doc], dim=-1), a_doc, a_query
+        return read

@@ -164,10 +164,11 @@ class ReasoNet(nn.Module):
         c = self.config
         memory, _ = self.doc_encoder(self.embed_dropout(self.embed(doc)), doc_mask)         # M^doc [B,N,2H]
         query_memory, s = self.query_encoder(self.embed_dropout(self.embed(query)), query_mask)  # s_1 [B,2H]
-        keys = self.attention.project_memory(memory, query_memory if c.query_memory else None)
+        # the memories, their keys and masks are fixed during the loop: read them through one reader (fast backward)
+        read = self.attention.reader(memory, doc_mask, query_memory if c.query_memory else None, query_mask)
         states, doc_att, query_att = [s], [], []
         for _ in range(c.t_max - 1):
-            x, a_doc, a_query = self.attention(s, memory, doc_mask, query_memory, query_mask, keys=keys)
+            x, a_doc, a_query = read(s)                                                     # x_t = f_att(s_t, M)
             s = self.controller(x, s)                                                       # s_{t+1} = GRU(s_t, x_t)
             states.append(s); doc_att.append(a_doc); query_att.append(a_query)
         states = torch.stack(states, 1)                                                     # [B,T,S]
