@@ -64,12 +64,14 @@ class WorldRun:
     n_slots: int = 5
     hidden: int = 50
     train: TrainConfig = field(default_factory=lambda: world_train_config())
+    tag: str = ''                               # names a run that departs from the profile (e.g. 'n20k-e40')
 
     @property
     def name(self) -> str:
-        "e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01)."
+        "e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01), then the tag."
         T = self.train_T if isinstance(self.train_T, int) else f'{self.train_T[0]}to{self.train_T[1]}'
-        return f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}')
+        return (f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}')
+                + (f'-{self.tag}' if self.tag else ''))
 
     @property
     def max_T(self) -> int: return self.train_T if isinstance(self.train_T, int) else self.train_T[1]
