@@ -130,8 +130,10 @@ def _error(msg: str, code: int = 2) -> int:
 def _train(args) -> int:
     from mrc_book import training
     import mrc_book.experiments as experiments
+    experiments.load_all()
     if args.list or not args.name:
-        for e in sorted(training.EXPERIMENTS.values(), key=lambda e: e.name): print(f'{e.name:<24} {e.description}')
+        width = max((len(n) for n in training.EXPERIMENTS), default=0) + 2
+        for e in sorted(training.EXPERIMENTS.values(), key=lambda e: e.name): print(f'{e.name:<{width}}{e.description}')
         for mod, err in getattr(experiments, 'IMPORT_ERRORS', {}).items():
             print(f'mrc: warning: experiment module {mod} failed to import: {err}', file=sys.stderr)
         return 0 if args.list else _error('give an experiment name (mrc train --list shows them)')

@@ -467,7 +467,7 @@ def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resum
                    time_budget: float | None = None, seed: int | None = None, results_dir: str | Path = 'results') -> dict:
     "Run the registered experiment `name` and return its run record."
     if name not in EXPERIMENTS:
-        import importlib; importlib.import_module('mrc_book.experiments')   # registers every experiment module
+        import importlib; importlib.import_module('mrc_book.experiments').load_all()   # registers every experiment
     if name not in EXPERIMENTS: raise KeyError(f'unknown experiment {name!r}; known: {", ".join(sorted(EXPERIMENTS))}')
     if profile not in ('quick', 'full'): raise ValueError(f"profile must be 'quick' or 'full', not {profile!r}")
     return EXPERIMENTS[name].fn(profile=profile, device=device, resume=resume, time_budget=time_budget, seed=seed,
