@@ -350,6 +350,7 @@ class Trainer:
     def _fit(self, resume: bool) -> dict:
         c = self.config
         self._t0 = time.monotonic()
+        self._commit = git_commit()   # the code this invocation runs, not what HEAD is when it ends
         self._fresh_state()
         if resume and has_checkpoint(self.checkpoint_dir):
             self.load_checkpoint()
@@ -431,7 +432,7 @@ class Trainer:
     def _write_record(self, status: str, final: dict | None) -> dict:
         record = {'experiment': self.experiment, 'run': self.run_name, 'model': self.meta.get('model'),
                   'dataset': self.meta.get('dataset'), 'task': self.meta.get('task'), 'profile': self.profile,
-                  'seed': self.config.seed, 'config': asdict(self.config), 'git_commit': git_commit(),
+                  'seed': self.config.seed, 'config': asdict(self.config), 'git_commit': self._commit,
                   'torch': torch.__version__, 'device': device_name(self.device), 'hardware': hardware_info(self.device),
                   'parameters': sum(p.numel() for p in self.model.parameters()),
                   'wall_seconds': round(self.elapsed_before + self._session_seconds(), 3), 'status': status,
