@@ -344,17 +344,15 @@ def train_rnet_squad(cfg: RNetSquadConfig, profile: str, device: str = 'cpu', re
         return span_loss(s.float(), e.float(), batch['start'].to(model.device), batch['end'].to(model.device))
 
     def evaluate(model: RNet, split: str) -> dict:
-        # the record names the official script's exact_match `em` (valid_em, test_em), as every record does
-        if split == 'valid':
-            m = score_split(model, valid, 'dev', cfg.eval_batch_size)[0]
-            return {'em': m['exact_match'], 'f1': m['f1']}
+        # the record names the official script's exact_match `em` (valid_em, test_em), as the record contract does
+        em_f1 = lambda m: {'em': m['exact_match'], 'f1': m['f1']}
+        if split == 'valid': return em_f1(score_split(model, valid, 'dev', cfg.eval_batch_size)[0])
         t0 = time.perf_counter()
         m, preds = score_split(model, b, 'dev', cfg.eval_batch_size)
-        metrics = {'em': m['exact_match'], 'f1': m['f1']}
         results_dir.mkdir(parents=True, exist_ok=True)
         (results_dir/f'{run_name}.predictions.json').write_text(json.dumps(preds, ensure_ascii=False))
         save_rnet(model, checkpoint_dir/'model')
-        return {**metrics, 'questions': len(preds), 'eval_seconds': time.perf_counter() - t0}
+        return {**em_f1(m), 'questions': len(preds), 'eval_seconds': time.perf_counter() - t0}
 
     meta = {'model': 'RNet', 'dataset': 'squad-v1.1', 'task': 'span extraction',
             'model_config': asdict(cfg.model), 'prepare': asdict(cfg.prepare), 'data_report': b['report'],
