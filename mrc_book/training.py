@@ -404,7 +404,7 @@ class Trainer:
         if c.metric not in valid:
             raise KeyError(f'evaluate(model, "valid") returned {sorted(valid)}; the config selects on {c.metric!r}')
         row = {'epoch': self.epoch + 1, 'train_loss': (self.loss_sum / max(self.loss_count, 1)).item(),
-               'lr': c.epoch_lr(self.epoch), 'seconds': round(self._epoch_seconds, 3),
+               'lr': self.optimizer.param_groups[0]['lr'], 'seconds': round(self._epoch_seconds, 3),  # the epoch's last step
                **{f'valid_{k}': v for k, v in valid.items()}}
         self.history.append(row)
         if self._better(valid[c.metric]):

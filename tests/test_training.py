@@ -165,8 +165,9 @@ def test_step_schedule_multiplies_the_lr(tmp_path):
     config = TrainConfig(epochs=1, optimizer='sgd', lr=0.1, verbose=False, progress=False)
     t = Trainer(w, config, lambda e, gen: [None] * 3, lambda m, b: (lrs.append(t.optimizer.param_groups[0]['lr']), m.weight.sum())[1],
                 lambda m, s: {'accuracy': 0.0}, 'sched', results_dir=tmp_path, step_schedule=lambda step: 1 / (step + 1))
-    t.fit()
+    rec = t.fit()
     assert lrs == pytest.approx([0.1, 0.05, 0.1 / 3])
+    assert rec['history'][0]['lr'] == pytest.approx(0.1 / 3)   # the record shows the lr of the epoch's last step
 
 
 def test_ema_known_values():

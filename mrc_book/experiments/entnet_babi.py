@@ -21,9 +21,9 @@ from ..training import TrainConfig, Trainer, register_experiment, load_record
 # %% auto #0
 __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'TABLE2_MEMN2N', 'TABLE2_ENTNET', 'TABLE5_MEMN2N_BOW', 'TABLE5_ENTNET_TIED',
            'TABLE5_ENTNET_BOW', 'TABLE6_MEMN2N_1K', 'TABLE6_ENTNET_1K', 'memory_window', 'window_story', 'StoryTensors',
-           'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'SelectedEntNets', 'clip_norm_per_model',
-           'member_generator', 'stacked_batches', 'run_name', 'babi_entities', 'build_group_model', 'state_from_record',
-           'train_group', 'member_groups', 'entnet_babi', 'main']
+           'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr', 'SelectedEntNets',
+           'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
+           'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main']
 
 # %% ../../nbs/41_entnet_babi.ipynb #bc9bf2d5
 MEMORY_WINDOW = 70          # most recent sentences kept (EntNet §5.2)
@@ -93,6 +93,8 @@ class EntNetBabiConfig:
     clip_norm_per_model: float = 40.0
     stop_at_zero: bool = True        # a run ends once every model's validation error is 0 (official code)
     stack: int | None = None         # models trained at once in one stacked EntNet; None: 1 on CPU, all on CUDA
+    lr_cycle: tuple[float, int] | None = None  # (lowest lr, half-period in epochs): triangular cyclic lr up to
+                                     # train.lr instead of the halving (a peer port's remedy for tasks 16, 19)
     eval_batch: int = 500
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=200, batch_size=32, optimizer='adam', lr=0.01, lr_halve_every=25, clip_norm=None,
@@ -108,7 +110,14 @@ class EntNetBabiConfig:
 
     @property
     def setting_tag(self) -> str:
-        return ('10k' if self.setting == 'en-10k' else '1k') + ('-bow' if self.encoder == 'bow' else '') + ('-tied' if self.tied else '')
+        return ('10k' if self.setting == 'en-10k' else '1k') + ('-bow' if self.encoder == 'bow' else '') + ('-tied' if self.tied else '') + \
+            (f'-clr{self.lr_cycle[0]:g}x{self.lr_cycle[1]}' if self.lr_cycle else '')
+
+# %% ../../nbs/41_entnet_babi.ipynb #21af7f27
+def triangular_lr(step: int, half_period: int, low: float, high: float) -> float:
+    "Triangular cyclic learning rate at optimiser `step`: `low` at step 0, `high` at `half_period`, `low` again at twice it."
+    pos = (step % (2 * half_period)) / half_period    # 0 .. 2 within a cycle
+    return low + (high - low) * (1 - abs(pos - 1))
 
 # %% ../../nbs/41_entnet_babi.ipynb #23d8020c
 class SelectedEntNets(nn.Module):
@@ -304,8 +313,13 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
             'n_models': K, 'model_config': model.net.config,
             'experiment_config': {k: v for k, v in asdict(cfg).items() if k != 'train'},
             'protocol': 'per member: weights at its best validation error; run stops when every member has 0 validation error'}
+    schedule = None
+    if cfg.lr_cycle:   # multiplier of train.lr, the cycle's top, at each optimiser step
+        low, half_epochs = cfg.lr_cycle
+        per_epoch = len(stacked_batches([d['train'].length for d in data], members, tc.batch_size, 0, torch.Generator()))
+        schedule = lambda step: triangular_lr(step, half_epochs * per_epoch, low, tc.lr) / tc.lr
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='entnet-babi', profile=profile,
-                      run_name=name, meta=meta, results_dir=results_dir)
+                      run_name=name, meta=meta, results_dir=results_dir, step_schedule=schedule)
     def clip_hook(optimizer, args, kwargs):   # runs between backward and the Adam step
         clip_norm_per_model(list(model.net.parameters()), K, cfg.clip_norm_per_model)
     trainer.optimizer.register_step_pre_hook(clip_hook)
@@ -331,13 +345,17 @@ def member_groups(tasks: Sequence[int], seeds: Sequence[int], stack: int) -> lis
 def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                 seed: int | None = None, results_dir: str | Path = 'results', tasks: Sequence[int] | None = None,
                 seeds: Sequence[int] | None = None, setting: str | None = None, encoder: str | None = None,
-                tied: bool = False, stack: int | None = None, epochs: int | None = None) -> dict:
+                tied: bool = False, stack: int | None = None, epochs: int | None = None,
+                lr_cycle: tuple[float, int] | None = None) -> dict:
     "EntNet on bAbI: one run record per stacked group of (task, seed) members; returns the record or a summary."
     over = {k: v for k, v in dict(tasks=list(tasks) if tasks else None, seeds=list(seeds) if seeds else ([seed] if seed is not None else None),
                                    setting=setting, encoder=encoder, stack=stack).items() if v is not None}
     cfg = EntNetBabiConfig.quick(**over) if profile == 'quick' else EntNetBabiConfig.full(**over)
     if tied: cfg.tied = True
     if epochs is not None: cfg.train = replace(cfg.train, epochs=epochs)
+    if lr_cycle:   # the cycle replaces the halving
+        cfg.lr_cycle = (float(lr_cycle[0]), int(lr_cycle[1]))
+        cfg.train = replace(cfg.train, lr_halve_every=None, lr_step=None, lr_decay=1.0)
     if cfg.setting not in ('en', 'en-10k'): raise ValueError(f"setting must be 'en' (1k) or 'en-10k', not {cfg.setting!r}")
     bad = [t for t in cfg.tasks if t not in babi_tasks()]
     if bad: raise ValueError(f'bAbI tasks are 1-20, not {bad}')
@@ -380,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument('--tied', action='store_true', help='keys tied to entity embeddings (Table 3, Table 5)')
     p.add_argument('--stack', type=int, default=None, help='models per stacked group (default: 1 on CPU, all on CUDA)')
     p.add_argument('--epochs', type=int, default=None)
+    p.add_argument('--lr-cycle', type=lambda s: (float(s.split(',')[0]), int(s.split(',')[1])), default=None,
+                   metavar='LOW,EPOCHS', help='triangular cyclic lr from LOW up to 0.01, EPOCHS each way (not the paper)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--time-budget', type=float, default=None, metavar='S')
     p.add_argument('--resume', action='store_true')
@@ -387,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = p.parse_args(argv)
     setting = {'10k': 'en-10k', '1k': 'en', None: None}[a.setting]
     rec = entnet_babi(a.profile, a.device, a.resume, a.time_budget, None, a.results_dir, a.tasks, a.seeds, setting,
-                      a.encoder, a.tied, a.stack, a.epochs)
+                      a.encoder, a.tied, a.stack, a.epochs, a.lr_cycle)
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'runs': rec.get('runs'), 'final': rec.get('final')}))
     return rec
 
