@@ -95,6 +95,10 @@ class EntNetBabiConfig:
     stack: int | None = None         # models trained at once in one stacked EntNet; None: 1 on CPU, all on CUDA
     lr_cycle: tuple[float, int] | None = None  # (lowest lr, half-period in epochs): triangular cyclic lr up to
                                      # train.lr instead of the halving (a peer port's remedy for tasks 16, 19)
+    story_mask_init: str = 'ones'    # 'ones' (appendix A: encoder weights at 1) or 'normal': the story encoder's mask
+                                     # drawn N(0, 0.1) like every other weight, as the official code leaves it
+    clip_sum: bool = False           # clip the gradient of the batch's *summed* loss at clip_norm_per_model (official
+                                     # code), i.e. the mean-loss gradient at clip_norm_per_model / batch size
     eval_batch: int = 500
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=200, batch_size=32, optimizer='adam', lr=0.01, lr_halve_every=25, clip_norm=None,
@@ -111,7 +115,8 @@ class EntNetBabiConfig:
     @property
     def setting_tag(self) -> str:
         return ('10k' if self.setting == 'en-10k' else '1k') + ('-bow' if self.encoder == 'bow' else '') + ('-tied' if self.tied else '') + \
-            (f'-clr{self.lr_cycle[0]:g}x{self.lr_cycle[1]}' if self.lr_cycle else '')
+            (f'-clr{self.lr_cycle[0]:g}x{self.lr_cycle[1]}' if self.lr_cycle else '') + \
+            ('-smasknormal' if self.story_mask_init == 'normal' else '') + ('-clipsum' if self.clip_sum else '')
 
 # %% ../../nbs/41_entnet_babi.ipynb #21af7f27
 def triangular_lr(step: int, half_period: int, low: float, high: float) -> float:
@@ -233,8 +238,11 @@ def build_group_model(members: Sequence[tuple[int, int]], tasks: dict[int, dict]
             voc = tasks[task]['vocab']
             tied = [voc[w] for w in babi_entities(tasks[task]['examples']['train'])]
         torch.manual_seed(seed)
-        singles.append(EntNet(vocab_size, dim=cfg.dim, n_slots=cfg.n_slots, max_sentence_len=max_words,
-                              max_query_len=max_query, encoder=cfg.encoder, tied_keys=tied))
+        single = EntNet(vocab_size, dim=cfg.dim, n_slots=cfg.n_slots, max_sentence_len=max_words,
+                        max_query_len=max_query, encoder=cfg.encoder, tied_keys=tied)
+        if cfg.story_mask_init == 'normal' and cfg.encoder == 'mask':   # official code: only the query mask is reset to 1
+            with torch.no_grad(): single.story_encoder.mask.normal_(0, single.config['init_std'])
+        singles.append(single)
     # stack the members' weights; `key_ids` (tied keys: a buffer of word ids, the same for every member) stays unstacked
     stacked = EntNet(**{**singles[0].config, 'n_models': len(singles)})
     states = [m.state_dict() for m in singles]
@@ -268,7 +276,10 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
     def train_batches(epoch: int, generator: torch.Generator):
         return stacked_batches([d['train'].length for d in data], members, tc.batch_size, epoch, generator)
 
+    batch = {'size': tc.batch_size}   # questions per member in the current step (for clip_sum)
+
     def loss_fn(model: SelectedEntNets, step: list[torch.Tensor]) -> torch.Tensor:
+        batch['size'] = len(step[0])
         parts = [_gather(d['train'], idx) for d, idx in zip(data, step)]
         logits = model(_pad_stack([p[0] for p in parts]), _pad_stack([p[1] for p in parts]))   # [K, B, V]
         answers = torch.stack([p[2] for p in parts])
@@ -321,7 +332,8 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='entnet-babi', profile=profile,
                       run_name=name, meta=meta, results_dir=results_dir, step_schedule=schedule)
     def clip_hook(optimizer, args, kwargs):   # runs between backward and the Adam step
-        clip_norm_per_model(list(model.net.parameters()), K, cfg.clip_norm_per_model)
+        max_norm = cfg.clip_norm_per_model / (batch['size'] if cfg.clip_sum else 1)
+        clip_norm_per_model(list(model.net.parameters()), K, max_norm)
     trainer.optimizer.register_step_pre_hook(clip_hook)
     record = trainer.fit(resume=resume)
     if record['status'] == 'completed' and cfg.tied and K == 1:   # keep the small tied model for the memory analysis
@@ -346,12 +358,16 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
                 seed: int | None = None, results_dir: str | Path = 'results', tasks: Sequence[int] | None = None,
                 seeds: Sequence[int] | None = None, setting: str | None = None, encoder: str | None = None,
                 tied: bool = False, stack: int | None = None, epochs: int | None = None,
-                lr_cycle: tuple[float, int] | None = None) -> dict:
+                lr_cycle: tuple[float, int] | None = None, story_mask_init: str | None = None,
+                clip_sum: bool = False) -> dict:
     "EntNet on bAbI: one run record per stacked group of (task, seed) members; returns the record or a summary."
     over = {k: v for k, v in dict(tasks=list(tasks) if tasks else None, seeds=list(seeds) if seeds else ([seed] if seed is not None else None),
                                    setting=setting, encoder=encoder, stack=stack).items() if v is not None}
     cfg = EntNetBabiConfig.quick(**over) if profile == 'quick' else EntNetBabiConfig.full(**over)
     if tied: cfg.tied = True
+    if story_mask_init is not None: cfg.story_mask_init = story_mask_init
+    if clip_sum: cfg.clip_sum = True
+    if cfg.story_mask_init not in ('ones', 'normal'): raise ValueError(f"story_mask_init must be 'ones' or 'normal', not {cfg.story_mask_init!r}")
     if epochs is not None: cfg.train = replace(cfg.train, epochs=epochs)
     if lr_cycle:   # the cycle replaces the halving
         cfg.lr_cycle = (float(lr_cycle[0]), int(lr_cycle[1]))
@@ -400,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument('--epochs', type=int, default=None)
     p.add_argument('--lr-cycle', type=lambda s: (float(s.split(',')[0]), int(s.split(',')[1])), default=None,
                    metavar='LOW,EPOCHS', help='triangular cyclic lr from LOW up to 0.01, EPOCHS each way (not the paper)')
+    p.add_argument('--story-mask-init', choices=['ones', 'normal'], default=None,
+                   help="story encoder mask at 1 (appendix A, default) or N(0, 0.1) (official code)")
+    p.add_argument('--clip-sum', action='store_true', help='clip the summed-loss gradient at 40 (official code)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--time-budget', type=float, default=None, metavar='S')
     p.add_argument('--resume', action='store_true')
@@ -407,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = p.parse_args(argv)
     setting = {'10k': 'en-10k', '1k': 'en', None: None}[a.setting]
     rec = entnet_babi(a.profile, a.device, a.resume, a.time_budget, None, a.results_dir, a.tasks, a.seeds, setting,
-                      a.encoder, a.tied, a.stack, a.epochs, a.lr_cycle)
+                      a.encoder, a.tied, a.stack, a.epochs, a.lr_cycle, a.story_mask_init, a.clip_sum)
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'runs': rec.get('runs'), 'final': rec.get('final')}))
     return rec
 
