@@ -9,13 +9,17 @@ exists, else random symbol sequences of the same shape (56-64 tokens, query of 3
     python bench/reasonet.py --threads 1             # one intra-op thread (faster on a loaded machine)
     python bench/reasonet.py --size large            # BiLSTM 256, T_max 25
     python bench/reasonet.py --device cuda --steps 50
+    python bench/reasonet.py --threads 2 --bf16      # bfloat16 autocast (oneDNN bf16 kernels on AVX-512/AMX CPUs)
 
 Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens), counting forward + backward as 3x
 the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
-in all; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the GRU controller (14 steps x 64 x 3*256*512) 2.1 GFLOP;
-the attention reads ~0.2 GFLOP. About 10 GFLOP per batch: 3,000 examples/s would need ~470 GFLOP/s, above the fp32
-peak of two AVX2 cores (~2 x 90 GFLOP/s), while the recurrences reach ~30 GFLOP/s on one core (small matrices,
-sequential steps). A few hundred examples/s per core is the realistic range on this CPU.
+in all; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the GRU controller (14 steps x 64 x 3*256*(512+256)) 3.2 GFLOP;
+the attention reads ~0.2 GFLOP. About 11 GFLOP per batch: 3,000 examples/s would need ~520 GFLOP/s. On this
+2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) runs at ~196 GFLOP/s, so float32 cannot
+reach the target even at peak: about 1,150 examples/s is the ceiling, and the recurrences (small matrices,
+sequential steps) run well below peak. The same bfloat16 matmul runs at ~845 GFLOP/s (oneDNN's AVX512-BF16
+kernels), so `--bf16` raises the ceiling; under CPU autocast the LSTM encoders and the linear layers run in bf16,
+while the GRU controller and the attention reads stay float32.
 
 Besides the mean over all timed steps it prints the best and the median step: on a machine shared with other
 work, the best step is the closest to what an idle machine does (compare `uptime` load averages too).
@@ -75,6 +79,7 @@ def main(argv=None):
     ap.add_argument('--t-max', type=int, default=None)
     ap.add_argument('--hidden', type=int, default=None)
     ap.add_argument('--cell', default=None, choices=['lstm', 'gru'])
+    ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast, as the trainer does with TrainConfig(bf16=True)')
     args = ap.parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -90,7 +95,8 @@ def main(argv=None):
     def step(batch):
         *inputs, y = (t.to(device, non_blocking=True) for t in batch)
         opt.zero_grad(set_to_none=True)
-        loss = model.loss(model(*inputs), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            loss = model.loss(model(*inputs), y)
         loss.backward()
         opt.step()
         return loss
@@ -111,7 +117,7 @@ def main(argv=None):
     print(f"model: ReasoNet graph-{args.size} mode={cfg.mode} hidden={cfg.hidden_size} cell={cfg.cell} t_max={cfg.t_max} "
           f"({sum(p.numel() for p in model.parameters()):,} parameters)")
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
-          f"load average {load[0]:.1f}" if load else "")
+          f"load average {load[0]:.1f}, bf16 autocast {'on' if args.bf16 else 'off'}" if load else "")
     print(f"{n} examples in {wall:.2f} s wall ({cpu:.2f} s CPU): {n / wall:,.0f} examples/s, "
           f"{1000 * wall / (len(batches) - args.warmup):.1f} ms/step, last loss {loss.item():.4f}")
     # on a shared machine the fastest step is the one least slowed by other processes: a better estimate of idle speed

@@ -17,7 +17,7 @@ from torch import nn
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
            'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name',
-           'hardware_info', 'load_record', 'load_records', 'Trainer', 'load_best_state', 'Experiment',
+           'hardware_info', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state', 'Experiment',
            'register_experiment', 'run_experiment']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
@@ -44,7 +44,7 @@ class TrainConfig:
     metric_mode: str = 'max'                # 'max' | 'min'
     seed: int = 0
     device: str = 'cpu'
-    bf16: bool = False                      # bfloat16 autocast (CUDA only)
+    bf16: bool = False                      # bfloat16 autocast (CUDA, or a CPU with oneDNN bf16 kernels)
     threads: int | None = None              # torch CPU threads during fit (1 is fastest for tiny models on a busy CPU)
     time_budget: float | None = None        # seconds of this invocation; checkpoint and stop after crossing it
     checkpoint_every_steps: int | None = None
@@ -226,6 +226,14 @@ def _isatty() -> bool:
     try: return sys.stderr.isatty()
     except (AttributeError, ValueError): return False
 
+def bf16_supported(device: torch.device | str) -> bool:
+    "Whether bfloat16 autocast has fast kernels on `device`: CUDA, or a CPU where oneDNN has bf16 kernels (AVX-512 or AMX)."
+    device = torch.device(device)
+    if device.type == 'cuda': return True
+    if device.type != 'cpu': return False
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
 class Trainer:
     "Trains `model` with `config`; resumable, time-boxed, leaves a run record (see the notebook for the contract)."
     def __init__(self, model: nn.Module, config: TrainConfig, train_batches: Callable[[int, torch.Generator], Iterable],
@@ -243,8 +251,9 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else self.results_dir.parent/'checkpoints'/self.run_name
         self.part_bytes = checkpoint_part_bytes
         self.notes: list[str] = []
-        self.use_bf16 = config.bf16 and self.device.type == 'cuda'
-        if config.bf16 and not self.use_bf16: self.notes.append('bf16 autocast requested but ignored: it is used on CUDA only')
+        self.use_bf16 = config.bf16 and bf16_supported(self.device)
+        if config.bf16 and not self.use_bf16:
+            self.notes.append(f'bf16 autocast requested but ignored: no fast bf16 kernels on {self.device}')
         self.optimizer = self._make_optimizer()
         self.ema = EMA(self.model, config.ema) if config.ema else None
         self.best_state: dict | None = None
@@ -291,7 +300,8 @@ class Trainer:
     def _session_seconds(self) -> float: return time.monotonic() - self._t0
 
     def _autocast(self):
-        return torch.autocast('cuda', dtype=torch.bfloat16) if self.use_bf16 else torch.autocast('cpu', enabled=False)
+        if not self.use_bf16: return torch.autocast('cpu', enabled=False)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _set_lr(self):
         lr = self.config.epoch_lr(self.epoch)

@@ -24,6 +24,28 @@ def test_graph_configs_follow_the_paper():
     with pytest.raises(ValueError): rg.GraphRunConfig.make('small', 'reasonet', 'huge')
 
 
+def test_bf16_graph_runs_are_named_and_labelled():
+    c = rg.GraphRunConfig.make('small', 'last', 'reduced', n_train=200_000, bf16=True)
+    assert c.train.bf16 and c.run_name('reduced', 0) == 'reasonet-graphs-small-last-reduced-n200k-bf16-seed0'
+    assert c.scale('reduced').endswith('bf16 autocast')
+    assert not rg.GraphRunConfig.make('small').train.bf16
+
+
+def test_reasonet_heads_stay_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    d = rg.graph_tensors('small', 8, 0)
+    model = ReasoNet(GraphReasoNetConfig.quick(vocab_size=int(d.graph.max()) + 1)).eval()
+    *inputs, y = d.batch(torch.arange(8))
+    ref = model(*inputs)
+    memory_dtypes = []
+    model.doc_encoder.forward_layers[0].register_forward_hook(lambda m, args, output: memory_dtypes.append(output[0].dtype))
+    with torch.autocast('cpu', dtype=torch.bfloat16): out = model(*inputs)
+    assert memory_dtypes == [torch.bfloat16]             # autocast was active in the body of the model ...
+    assert out.gate_logits.dtype == out.answer_log_probs.dtype == torch.float32   # ... but not in the heads
+    torch.testing.assert_close(out.answer_log_probs.exp(), ref.answer_log_probs.exp(), atol=3e-2, rtol=0)
+    torch.testing.assert_close(torch.sigmoid(out.gate_logits), torch.sigmoid(ref.gate_logits), atol=3e-2, rtol=0)
+
+
 def test_every_size_variant_is_registered():
     for size in ('small', 'large'):
         for v in rg.VARIANTS: assert f'reasonet-graphs-{size}-{v}' in EXPERIMENTS

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from mrc_book.training import bf16_supported as training_bf16_supported
 from mrc_book.training import (EMA, TrainConfig, Trainer, load_record, load_records, load_split, register_experiment,
                                run_experiment, EXPERIMENTS, save_split, set_seed)
 
@@ -218,10 +219,28 @@ def test_record_fields(tmp_path):
     assert [r['run'] for r in load_records(tmp_path / 'results' / '*.json')] == ['toy-quick-seed0']
 
 
-def test_bf16_ignored_on_cpu_with_a_note(tmp_path):
-    with pytest.warns(UserWarning, match='bf16'):
-        _, t = make(tmp_path, epochs=1, bf16=True); rec = t.fit()
-    assert any('bf16' in n for n in rec['notes'])
+@pytest.mark.parametrize('supported', [True, False])
+def test_bf16_autocast_where_supported_else_a_note(tmp_path, monkeypatch, supported):
+    import mrc_book.training as training
+    monkeypatch.setattr(training, 'bf16_supported', lambda device: supported)
+    model, batches, loss_fn, evaluate = toy()
+    seen = []   # dtype of the first layer's output inside the trainer's loss and evaluation calls
+    def spy_loss(m, b): seen.append(m[0](b[0]).dtype); return loss_fn(m, b)
+    def spy_eval(m, split): seen.append(m[0](torch.zeros(1, 5)).dtype); return evaluate(m, split)
+    config = TrainConfig(epochs=1, lr=0.05, seed=0, verbose=False, progress=False, threads=1, bf16=True)
+    t = Trainer(model, config, batches, spy_loss, spy_eval, 'toy', results_dir=tmp_path / 'results')
+    if supported: rec = t.fit()
+    else:
+        with pytest.warns(UserWarning, match='bf16'): rec = t.fit()
+    assert set(seen) == {torch.bfloat16 if supported else torch.float32} and len(seen) == 12 + 2
+    assert any('bf16' in n for n in rec['notes']) == (not supported)
+    assert all(p.dtype == torch.float32 for p in model.parameters())    # the weights themselves stay float32
+    assert math.isfinite(rec['final']['test_loss']) and rec['config']['bf16'] is True
+
+
+def test_bf16_supported():
+    assert training_bf16_supported('cuda') and not training_bf16_supported('meta')
+    assert isinstance(training_bf16_supported('cpu'), bool)
 
 
 def test_registry_and_run_experiment(tmp_path):

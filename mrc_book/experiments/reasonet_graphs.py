@@ -48,7 +48,7 @@ class GraphRunConfig:
 
     @classmethod
     def make(cls, size: str = 'small', variant: str = 'reasonet', profile: str = 'full', n_train: int | None = None,
-             epochs: int | None = None) -> 'GraphRunConfig':
+             epochs: int | None = None, bf16: bool = False) -> 'GraphRunConfig':
         "The paper's setting (`full`), a CPU-sized fraction of it (`reduced`) or the CI smoke test (`quick`)."
         if size not in PAPER_EPOCHS: raise ValueError(f"size must be 'small' or 'large', got {size!r}")
         if variant not in VARIANTS: raise ValueError(f'variant must be one of {VARIANTS}, got {variant!r}')
@@ -67,16 +67,18 @@ class GraphRunConfig:
         if variant == 'tmax2': cfg.model = replace(cfg.model, t_max=2)
         if n_train is not None: cfg.n_train = n_train
         if epochs is not None: cfg.train = replace(cfg.train, epochs=epochs)
+        if bf16: cfg.train = replace(cfg.train, bf16=True)   # bfloat16 autocast, where the device has fast kernels
         return cfg
 
     def run_name(self, profile: str, seed: int) -> str:
-        extra = f'-n{self.n_train // 1000}k' if profile == 'reduced' else ''
+        extra = (f'-n{self.n_train // 1000}k' if profile == 'reduced' else '') + ('-bf16' if self.train.bf16 else '')
         return f'reasonet-graphs-{self.size}-{self.variant}-{profile}{extra}-seed{seed}'
 
     def scale(self, profile: str) -> str:
         "How this run relates to the paper's setting, in words (goes into the record and the tables)."
         m = self.model
         what = f'{self.n_train:,} training graphs, BiLSTM {m.hidden_size}, T_max {m.t_max}, {self.train.epochs} epochs'
+        if self.train.bf16: what += ', bf16 autocast'
         if profile == 'full' and self.n_train == 500_000: return f"paper's setting: {what}"
         if profile == 'quick': return f'CI smoke test, meaningless as a result: {what}, {m.embed_dim}-d'
         return f'reduced-data run: {what}'
@@ -218,9 +220,10 @@ def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu'
 # %% ../../nbs/50_reasonet_graphs.ipynb #f3e5aa88
 def reasonet_graphs(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                     seed: int | None = None, results_dir: str | Path = 'results', size: str = 'small',
-                    variant: str = 'reasonet', n_train: int | None = None, epochs: int | None = None) -> dict:
+                    variant: str = 'reasonet', n_train: int | None = None, epochs: int | None = None,
+                    bf16: bool = False) -> dict:
     "ReasoNet on Graph Reachability (Table 4): one size and variant per run."
-    cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs)
+    cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs, bf16)
     return train_reasonet_graphs(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir)
 
 register_experiment('reasonet-graphs', reasonet_graphs,
@@ -238,6 +241,7 @@ def main(argv=None):
     ap.add_argument('--profile', choices=['quick', 'reduced', 'full'], default='quick')
     ap.add_argument('--n-train', type=int, default=None, help='training graphs (default: 500K full, 20K reduced)')
     ap.add_argument('--epochs', type=int, default=None)
+    ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast (CUDA, or a CPU with oneDNN bf16 kernels)')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
@@ -245,7 +249,7 @@ def main(argv=None):
     ap.add_argument('--results-dir', default='results')
     a = ap.parse_args(argv)
     r = reasonet_graphs(a.profile, a.device, a.resume, a.time_budget, a.seed, a.results_dir, a.size, a.variant,
-                        a.n_train, a.epochs)
+                        a.n_train, a.epochs, a.bf16)
     print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final']}, indent=1))
     return 0 if r['status'] == 'completed' else 3
 

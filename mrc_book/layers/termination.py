@@ -22,7 +22,7 @@ class TerminationGate(nn.Module):
         self.linear = nn.Linear(state_size, 1)
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.linear(states).squeeze(-1)
+        return self.linear(states).float().squeeze(-1)   # float32 even under bf16 autocast: π_T multiplies many gates
 
 # %% ../../nbs/25_layers.termination.ipynb #a73ba117
 def stop_log_probs(gate_logits: torch.Tensor) -> torch.Tensor:

@@ -102,7 +102,7 @@ class AttentionSumAnswer(nn.Module):
         if doc_entities is None: raise ValueError("cloze answers need doc_entities (candidate id per position, -1 elsewhere)")
         if int(doc_entities.max()) >= self.num_candidates:
             raise ValueError(f"candidate id {int(doc_entities.max())} >= num_candidates={self.num_candidates}")
-        scores = torch.bmm(self.proj(states), memory.transpose(1, 2))                   # [B,T,N]
+        scores = torch.bmm(self.proj(states), memory.transpose(1, 2)).float()           # [B,T,N], float32 under autocast
         is_entity = (doc_entities >= 0) & doc_mask
         alpha = masked_softmax(scores, is_entity.unsqueeze(1))
         B, T, N = alpha.shape
@@ -118,7 +118,7 @@ class YesNoAnswer(nn.Module):
         self.linear = nn.Linear(state_size, 1)
 
     def forward(self, states):
-        z = self.linear(states)                                                             # [B,T,1]
+        z = self.linear(states).float()                                                     # [B,T,1], float32 under autocast
         return torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=-1)
 
 # %% ../../nbs/32_models.reasonet.ipynb #26c515fe
