@@ -10,6 +10,7 @@ exists, else random symbol sequences of the same shape (56-64 tokens, query of 3
     python bench/reasonet.py --size large            # BiLSTM 256, T_max 25
     python bench/reasonet.py --device cuda --steps 50
     python bench/reasonet.py --threads 2 --bf16      # bfloat16 autocast (oneDNN bf16 kernels on AVX-512/AMX CPUs)
+    python bench/reasonet.py --threads 1,2 --both --steps 20 --json results/bench-reasonet-cpu.json   # the book's table
 
 Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens), counting forward + backward as 3x
 the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
@@ -25,7 +26,7 @@ Besides the mean over all timed steps it prints the best and the median step: on
 work, the best step is the closest to what an idle machine does (compare `uptime` load averages too).
 """
 from __future__ import annotations
-import argparse, os, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 import torch
@@ -67,23 +68,10 @@ def graph_batches(size: str, n: int, batch_size: int, seed: int = 0):
     return batches, len(vocab), f"{source}; {len(batches)} batches, mean graph length {mean_len:.1f} tokens"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--size', default='small', choices=['small', 'large'])
-    ap.add_argument('--batch-size', type=int, default=64)
-    ap.add_argument('--steps', type=int, default=10, help='timed optimizer steps (after --warmup)')
-    ap.add_argument('--warmup', type=int, default=2)
-    ap.add_argument('--device', default='cpu')
-    ap.add_argument('--threads', type=int, default=None, help='torch intra-op threads (default: torch default)')
-    ap.add_argument('--mode', default='reasonet', choices=['reasonet', 'last'])
-    ap.add_argument('--t-max', type=int, default=None)
-    ap.add_argument('--hidden', type=int, default=None)
-    ap.add_argument('--cell', default=None, choices=['lstm', 'gru'])
-    ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast, as the trainer does with TrainConfig(bf16=True)')
-    args = ap.parse_args(argv)
-    if args.threads: torch.set_num_threads(args.threads)
+def measure(args, threads: int | None, bf16: bool, batches, vocab_size: int) -> dict:
+    "Time `args.steps` training steps (after `args.warmup`) with `threads` intra-op threads and bf16 autocast on/off."
+    if threads: torch.set_num_threads(threads)
     torch.manual_seed(0)
-    batches, vocab_size, desc = graph_batches(args.size, args.batch_size * (args.steps + args.warmup), args.batch_size)
     cfg = (GraphReasoNetConfig.large if args.size == 'large' else GraphReasoNetConfig)(vocab_size=vocab_size, mode=args.mode)
     if args.t_max: cfg.t_max = args.t_max
     if args.hidden: cfg.hidden_size = args.hidden
@@ -95,7 +83,7 @@ def main(argv=None):
     def step(batch):
         *inputs, y = (t.to(device, non_blocking=True) for t in batch)
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = model.loss(model(*inputs), y)
         loss.backward()
         opt.step()
@@ -111,20 +99,53 @@ def main(argv=None):
         if device.type == 'cuda': torch.cuda.synchronize()
         step_times.append(time.perf_counter() - ts)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    n = args.batch_size * (len(batches) - args.warmup)
+    n = args.batch_size * len(step_times)
     load = os.getloadavg() if hasattr(os, 'getloadavg') else None
-    print(f"data: {desc}")
     print(f"model: ReasoNet graph-{args.size} mode={cfg.mode} hidden={cfg.hidden_size} cell={cfg.cell} t_max={cfg.t_max} "
           f"({sum(p.numel() for p in model.parameters()):,} parameters)")
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
-          f"load average {load[0]:.1f}, bf16 autocast {'on' if args.bf16 else 'off'}" if load else "")
+          + (f"load average {load[0]:.1f}, " if load else "") + f"bf16 autocast {'on' if bf16 else 'off'}")
     print(f"{n} examples in {wall:.2f} s wall ({cpu:.2f} s CPU): {n / wall:,.0f} examples/s, "
-          f"{1000 * wall / (len(batches) - args.warmup):.1f} ms/step, last loss {loss.item():.4f}")
+          f"{1000 * wall / len(step_times):.1f} ms/step, last loss {loss.item():.4f}")
     # on a shared machine the fastest step is the one least slowed by other processes: a better estimate of idle speed
     best, median = min(step_times), sorted(step_times)[len(step_times) // 2]
     print(f"per step: best {1000 * best:.1f} ms ({args.batch_size / best:,.0f} examples/s), "
           f"median {1000 * median:.1f} ms ({args.batch_size / median:,.0f} examples/s)")
-    return n / wall
+    return {'threads': torch.get_num_threads(), 'bf16': bf16, 'examples_per_s': n / wall,
+            'best_step_examples_per_s': args.batch_size / best, 'median_step_examples_per_s': args.batch_size / median,
+            'ms_per_step': 1000 * wall / len(step_times), 'load_average_1min': load[0] if load else None}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--size', default='small', choices=['small', 'large'])
+    ap.add_argument('--batch-size', type=int, default=64)
+    ap.add_argument('--steps', type=int, default=10, help='timed optimizer steps (after --warmup)')
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--threads', default=None,
+                    help='torch intra-op threads, or a comma list to measure each (default: torch default)')
+    ap.add_argument('--mode', default='reasonet', choices=['reasonet', 'last'])
+    ap.add_argument('--t-max', type=int, default=None)
+    ap.add_argument('--hidden', type=int, default=None)
+    ap.add_argument('--cell', default=None, choices=['lstm', 'gru'])
+    ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast, as the trainer does with TrainConfig(bf16=True)')
+    ap.add_argument('--both', action='store_true', help='measure float32 and bf16 autocast, one after the other')
+    ap.add_argument('--json', help='also write the measurements to this file (e.g. results/bench-reasonet-cpu.json)')
+    args = ap.parse_args(argv)
+    threads = [int(t) for t in args.threads.split(',')] if args.threads else [None]
+    precisions = [False, True] if args.both else [args.bf16]
+    batches, vocab_size, desc = graph_batches(args.size, args.batch_size * (args.steps + args.warmup), args.batch_size)
+    print(f"data: {desc}")
+    results = [measure(args, t, p, batches, vocab_size) for t in threads for p in precisions]
+    if args.json:
+        from mrc_book.training import git_commit, device_name
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            'bench': 'reasonet', 'device': device_name(torch.device(args.device)), 'torch': torch.__version__,
+            'cores': os.cpu_count(), 'git_commit': git_commit(), 'data': desc, 'args': vars(args),
+            'results': results}, indent=1) + '\n')
+    return results
 
 
 if __name__ == '__main__':
