@@ -10,7 +10,7 @@ exists, else random symbol sequences of the same shape (56-64 tokens, query of 3
     python bench/reasonet.py --size large            # BiLSTM 256, T_max 25
     python bench/reasonet.py --device cuda --steps 50
     python bench/reasonet.py --threads 2 --bf16      # bfloat16 autocast (oneDNN bf16 kernels on AVX-512/AMX CPUs)
-    python bench/reasonet.py --threads 1,2 --both --steps 20 --json results/bench-reasonet-cpu.json   # the book's table
+    python bench/reasonet.py --threads 1,2 --both --steps 40 --json results/bench-reasonet-cpu.json   # the book's table
 
 Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens), counting forward + backward as 3x
 the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
