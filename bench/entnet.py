@@ -14,7 +14,7 @@ Arithmetic per training batch (B = 32, 20 slots, d = 100, task 2's mean of 15.8 
 candidate's U h_j (eq. 3) is a [640 x 100] x [100 x 100] product per sentence, 12.8 MFLOP forward and twice that
 backward (dh and dU), so 0.61 GFLOP per batch for U alone; the gates, the PReLU, the normalisation (eq. 2, 4, 5),
 the encoder and the output add a few percent of FLOPs but are memory-bound. One core of this machine runs that
-product shape at ~38 GFLOP/s (fp32, AVX2, no AVX-512), so U alone caps one thread at about 2,000 examples/s.
+product shape at ~38 GFLOP/s (fp32; a [640 x 100] product is far too small for the AVX-512 peak), so U alone caps one thread at about 2,000 examples/s.
 
 Measured 2026-12-01 on the 2-core AMD EPYC of the CI machine with nothing else running (load average 1.3-1.5
 from the benchmark itself), torch 2.13 CPU, real task-2 data, `--seconds 10`, three repeats each:

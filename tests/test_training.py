@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mrc_book.training import bf16_supported as training_bf16_supported
-from mrc_book.training import (EMA, TrainConfig, Trainer, load_record, load_records, load_split, register_experiment,
-                               run_experiment, EXPERIMENTS, save_split, set_seed)
+from mrc_book.training import (EMA, TrainConfig, Trainer, bf16_supported, load_record, load_records, load_split,
+                               register_experiment, run_experiment, EXPERIMENTS, save_split, set_seed)
 
 
 def toy(n=96, d=5, seed=0, dropout=0.3):
@@ -239,8 +238,8 @@ def test_bf16_autocast_where_supported_else_a_note(tmp_path, monkeypatch, suppor
 
 
 def test_bf16_supported():
-    assert training_bf16_supported('cuda') and not training_bf16_supported('meta')
-    assert isinstance(training_bf16_supported('cpu'), bool)
+    assert bf16_supported('cuda') and not bf16_supported('meta')
+    assert isinstance(bf16_supported('cpu'), bool)
 
 
 def test_registry_and_run_experiment(tmp_path):
