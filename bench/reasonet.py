@@ -16,7 +16,8 @@ Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens),
 the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
 in all; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the GRU controller (14 steps x 64 x 3*256*(512+256)) 3.2 GFLOP;
 the attention reads ~0.2 GFLOP. About 11 GFLOP per batch: 3,000 examples/s would need ~520 GFLOP/s. On this
-2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) runs at ~196 GFLOP/s, so float32 cannot
+2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) runs at ~196 GFLOP/s (the benchmark
+measures it too, `matmul_gflops`), so float32 cannot
 reach the target even at peak: about 1,150 examples/s is the ceiling, and the recurrences (small matrices,
 sequential steps) run well below peak. The same bfloat16 matmul runs at ~845 GFLOP/s (oneDNN's AVX512-BF16
 kernels), so `--bf16` raises the ceiling; under CPU autocast the LSTM encoders and the linear layers run in bf16,
@@ -66,6 +67,15 @@ def graph_batches(size: str, n: int, batch_size: int, seed: int = 0):
         batches.append((doc, doc != 0, query, query != 0, torch.tensor(labels[s:s + batch_size])))
     mean_len = sum(map(len, docs)) / len(docs)
     return batches, len(vocab), f"{source}; {len(batches)} batches, mean graph length {mean_len:.1f} tokens"
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    "Throughput of one large n x n matmul in `dtype` on the CPU with the current threads: the ceiling for this model."
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2): a @ b
+    t = time.perf_counter()
+    for _ in range(repeats): a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
 
 
 def measure(args, threads: int | None, bf16: bool, batches, vocab_size: int) -> dict:
@@ -138,13 +148,18 @@ def main(argv=None):
     batches, vocab_size, desc = graph_batches(args.size, args.batch_size * (args.steps + args.warmup), args.batch_size)
     print(f"data: {desc}")
     results = [measure(args, t, p, batches, vocab_size) for t in threads for p in precisions]
+    peaks = None
+    if args.device == 'cpu':
+        peaks = {str(dt).removeprefix('torch.'): matmul_gflops(dt) for dt in (torch.float32, torch.bfloat16)}
+        print(f"2048 x 2048 matmul, {torch.get_num_threads()} threads: " +
+              ', '.join(f'{k} {v:,.0f} GFLOP/s' for k, v in peaks.items()))
     if args.json:
         from mrc_book.training import git_commit, device_name
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({
             'bench': 'reasonet', 'device': device_name(torch.device(args.device)), 'torch': torch.__version__,
             'cores': os.cpu_count(), 'git_commit': git_commit(), 'data': desc, 'args': vars(args),
-            'results': results}, indent=1) + '\n')
+            'matmul_gflops': peaks, 'matmul_threads': torch.get_num_threads(), 'results': results}, indent=1) + '\n')
     return results
 
 
