@@ -16,10 +16,10 @@ Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens),
 the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
 in all; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the GRU controller (14 steps x 64 x 3*256*(512+256)) 3.2 GFLOP;
 the attention reads ~0.2 GFLOP. About 11 GFLOP per batch: 3,000 examples/s would need ~520 GFLOP/s. On this
-2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) runs at ~196 GFLOP/s (the benchmark
+2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) runs at ~180-200 GFLOP/s (the benchmark
 measures it too, `matmul_gflops`), so float32 cannot
-reach the target even at peak: about 1,150 examples/s is the ceiling, and the recurrences (small matrices,
-sequential steps) run well below peak. The same bfloat16 matmul runs at ~845 GFLOP/s (oneDNN's AVX512-BF16
+reach the target even at peak: about 1,050-1,150 examples/s is the ceiling, and the recurrences (small matrices,
+sequential steps) run well below peak. The same bfloat16 matmul runs at ~740-850 GFLOP/s (oneDNN's AVX512-BF16
 kernels), so `--bf16` raises the ceiling; under CPU autocast the LSTM encoders and the linear layers run in bf16,
 while the GRU controller and the attention reads stay float32.
 
