@@ -31,6 +31,18 @@ def test_bf16_graph_runs_are_named_and_labelled():
     assert not rg.GraphRunConfig.make('small').train.bf16
 
 
+def test_runs_off_the_papers_schedule_say_so():
+    c = rg.GraphRunConfig.make('small', 'reasonet', 'full', epochs=8, bf16=True)
+    assert c.run_name('full', 0) == 'reasonet-graphs-small-reasonet-full-e8-bf16-seed0'
+    assert c.scale('full').startswith("paper's data, not its schedule") and '8 epochs' in c.scale('full')
+    d = rg.GraphRunConfig.make('small', 'reasonet', 'reduced', n_train=200_000, epochs=12, lr_halve_every=3)
+    assert d.run_name('reduced', 1) == 'reasonet-graphs-small-reasonet-reduced-n200k-lrhalf3-seed1'
+    assert 'lr halved every 3 epochs' in d.scale('reduced')
+    assert [d.train.epoch_lr(e) for e in (0, 2, 3, 6, 11)] == [1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4]
+    full = rg.GraphRunConfig.make('small', 'reasonet', 'full')
+    assert full.run_name('full', 0) == 'reasonet-graphs-small-reasonet-full-seed0' and full.train.lr_halve_every is None
+
+
 def test_reasonet_heads_stay_float32_under_bf16_autocast():
     torch.manual_seed(0)
     d = rg.graph_tensors('small', 8, 0)

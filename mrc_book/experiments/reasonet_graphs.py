@@ -48,7 +48,7 @@ class GraphRunConfig:
 
     @classmethod
     def make(cls, size: str = 'small', variant: str = 'reasonet', profile: str = 'full', n_train: int | None = None,
-             epochs: int | None = None, bf16: bool = False) -> 'GraphRunConfig':
+             epochs: int | None = None, bf16: bool = False, lr_halve_every: int | None = None) -> 'GraphRunConfig':
         "The paper's setting (`full`), a CPU-sized fraction of it (`reduced`) or the CI smoke test (`quick`)."
         if size not in PAPER_EPOCHS: raise ValueError(f"size must be 'small' or 'large', got {size!r}")
         if variant not in VARIANTS: raise ValueError(f'variant must be one of {VARIANTS}, got {variant!r}')
@@ -68,18 +68,25 @@ class GraphRunConfig:
         if n_train is not None: cfg.n_train = n_train
         if epochs is not None: cfg.train = replace(cfg.train, epochs=epochs)
         if bf16: cfg.train = replace(cfg.train, bf16=True)   # bfloat16 autocast, where the device has fast kernels
+        if lr_halve_every: cfg.train = replace(cfg.train, lr_halve_every=lr_halve_every)   # not the paper's: constant lr
         return cfg
 
     def run_name(self, profile: str, seed: int) -> str:
-        extra = (f'-n{self.n_train // 1000}k' if profile == 'reduced' else '') + ('-bf16' if self.train.bf16 else '')
-        return f'reasonet-graphs-{self.size}-{self.variant}-{profile}{extra}-seed{seed}'
+        t = self.train
+        extra = (f'-n{self.n_train // 1000}k' if profile == 'reduced' else '')
+        if profile == 'full' and t.epochs != PAPER_EPOCHS[self.size]: extra += f'-e{t.epochs}'
+        if t.lr_halve_every: extra += f'-lrhalf{t.lr_halve_every}'
+        return f'reasonet-graphs-{self.size}-{self.variant}-{profile}{extra}{"-bf16" if t.bf16 else ""}-seed{seed}'
 
     def scale(self, profile: str) -> str:
         "How this run relates to the paper's setting, in words (goes into the record and the tables)."
         m = self.model
         what = f'{self.n_train:,} training graphs, BiLSTM {m.hidden_size}, T_max {m.t_max}, {self.train.epochs} epochs'
+        if self.train.lr_halve_every: what += f', lr halved every {self.train.lr_halve_every} epochs'
         if self.train.bf16: what += ', bf16 autocast'
-        if profile == 'full' and self.n_train == 500_000: return f"paper's setting: {what}"
+        if profile == 'full' and self.n_train == 500_000:
+            if self.train.epochs == PAPER_EPOCHS[self.size] and not self.train.lr_halve_every: return f"paper's setting: {what}"
+            return f"paper's data, not its schedule: {what} (the paper: {PAPER_EPOCHS[self.size]} epochs, constant lr)"
         if profile == 'quick': return f'CI smoke test, meaningless as a result: {what}, {m.embed_dim}-d'
         return f'reduced-data run: {what}'
 
@@ -221,9 +228,9 @@ def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu'
 def reasonet_graphs(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                     seed: int | None = None, results_dir: str | Path = 'results', size: str = 'small',
                     variant: str = 'reasonet', n_train: int | None = None, epochs: int | None = None,
-                    bf16: bool = False) -> dict:
+                    bf16: bool = False, lr_halve_every: int | None = None) -> dict:
     "ReasoNet on Graph Reachability (Table 4): one size and variant per run."
-    cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs, bf16)
+    cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs, bf16, lr_halve_every)
     return train_reasonet_graphs(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir)
 
 register_experiment('reasonet-graphs', reasonet_graphs,
@@ -242,6 +249,8 @@ def main(argv=None):
     ap.add_argument('--n-train', type=int, default=None, help='training graphs (default: 500K full, 20K reduced)')
     ap.add_argument('--epochs', type=int, default=None)
     ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast (CUDA, or a CPU with oneDNN bf16 kernels)')
+    ap.add_argument('--lr-halve-every', type=int, default=None, metavar='N',
+                    help='halve the learning rate every N epochs (the paper keeps it constant)')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
@@ -249,7 +258,7 @@ def main(argv=None):
     ap.add_argument('--results-dir', default='results')
     a = ap.parse_args(argv)
     r = reasonet_graphs(a.profile, a.device, a.resume, a.time_budget, a.seed, a.results_dir, a.size, a.variant,
-                        a.n_train, a.epochs, a.bf16)
+                        a.n_train, a.epochs, a.bf16, a.lr_halve_every)
     print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final']}, indent=1))
     return 0 if r['status'] == 'completed' else 3
 
