@@ -132,3 +132,26 @@ def test_cloze_quick_pipeline_runs_on_fixtures(tmp_path):
     assert 0 <= rec['final']['test_accuracy'] <= 100
     saved = json.loads((tmp_path/'results'/f"{rec['run']}.json").read_text())
     assert 'means nothing' in saved['meta']['scale']
+
+
+def test_refresh_graph_analysis_recomputes_from_the_best_weights(tmp_path):
+    from mrc_book.training import save_split
+    torch.manual_seed(0)
+    cfg = GraphReasoNetConfig.quick(vocab_size=13, t_max=4)
+    model = ReasoNet(cfg)
+    seeds = rg.split_seeds(0)
+    record = {'run': 'tiny', 'status': 'completed', 'task': 'small', 'notes': [],
+              'meta': {'model_config': cfg.to_dict(), 'sizes': {'test': 60}, 'split_seeds': seeds}}
+    (tmp_path/'results').mkdir()
+    path = tmp_path/'results'/'tiny.json'
+    path.write_text(json.dumps(record))
+    with pytest.raises(FileNotFoundError, match='no best weights'): rg.refresh_graph_analysis(path)
+    save_split(model.state_dict(), tmp_path/'checkpoints'/'tiny', 'best')
+    out = rg.refresh_graph_analysis(path)
+    test = rg.graph_tensors('small', 60, seeds['test'])
+    expected = rg.stop_step_table(model, test)
+    assert out['analysis']['stop_steps'] == expected and json.loads(path.read_text())['analysis']['stop_steps'] == expected
+    # the wrong answers per path length add up to the expected answer's error count
+    acc = rg.evaluate_graphs(model, test)['accuracy']
+    assert sum(expected['wrong']) == round(60 * (1 - acc / 100))
+    assert 'refresh_graph_analysis' in out['notes'][-1]

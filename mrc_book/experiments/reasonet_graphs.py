@@ -5,6 +5,7 @@
 # %% ../../nbs/50_reasonet_graphs.ipynb #b7f10109
 from __future__ import annotations
 import argparse, json, time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
 
@@ -15,12 +16,12 @@ from torch import nn
 from ..data.graphs import GraphVocab, sample_graph_arrays, encode_graph_arrays
 from ..models.reasonet import ReasoNet, GraphReasoNetConfig
 from ..metrics import roc_auc, pr_auc
-from ..training import TrainConfig, Trainer, register_experiment, load_record, load_best_state
+from ..training import TrainConfig, Trainer, register_experiment, load_record, load_best_state, git_commit
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PAPER_EPOCHS', 'PAPER_TABLE4', 'VARIANT_NAMES', 'GraphRunConfig', 'GraphTensors', 'graph_tensors',
            'split_seeds', 'evaluate_graphs', 'step_traces', 'stop_step_table', 'pick_examples', 'graph_analysis',
-           'train_reasonet_graphs', 'reasonet_graphs', 'main']
+           'train_reasonet_graphs', 'refresh_graph_analysis', 'reasonet_graphs', 'main']
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #aeeb23f7
 VARIANTS = ('reasonet', 'last', 'tmax2')
@@ -163,16 +164,22 @@ def step_traces(model: ReasoNet, data: GraphTensors, idx: list[int], size: str) 
 
 @torch.no_grad()
 def stop_step_table(model: ReasoNet, data: GraphTensors, batch_size: int = 500) -> dict:
-    "Counts of (threshold-mode stopping step, shortest path in edges) over `data`; hops -1 = No Reach."
+    """Counts of (threshold-mode stopping step, shortest path in edges) over `data`, and per path length the number
+    of graphs the expected answer gets wrong (`wrong`, the errors behind the headline accuracy); hops -1 = No Reach."""
     model.eval()
     T, H = model.config.t_max, int(data.hops.max()) + 2
     table = torch.zeros(T, H, dtype=torch.long)
+    wrong = torch.zeros(H, dtype=torch.long)
     for i in range(0, len(data), batch_size):
         idx = torch.arange(i, min(i + batch_size, len(data)))
-        *inputs, _ = data.batch(idx)
-        _, step = model.predict(model(*inputs), 'threshold')
-        table.index_put_((step, data.hops[idx] + 1), torch.ones_like(step), accumulate=True)
-    return {'counts': table.tolist(), 'steps': list(range(1, T + 1)), 'hops': list(range(-1, H - 1))}
+        *inputs, y = data.batch(idx)
+        out = model(*inputs)
+        _, step = model.predict(out, 'threshold')
+        col = data.hops[idx] + 1
+        table.index_put_((step, col), torch.ones_like(step), accumulate=True)
+        miss = (model.predict(out, 'expected')[0][:, 1] > 0.5).long() != y
+        wrong.index_put_((col[miss],), torch.ones_like(col[miss]), accumulate=True)
+    return {'counts': table.tolist(), 'steps': list(range(1, T + 1)), 'hops': list(range(-1, H - 1)), 'wrong': wrong.tolist()}
 
 def pick_examples(data: GraphTensors, min_hops: int = 3) -> list[int]:
     "Indices of the first Yes test graph whose path has >= `min_hops` edges (else the longest) and the first No."
@@ -222,6 +229,27 @@ def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu'
         record['analysis'] = graph_analysis(model.to('cpu'), data['test'], cfg.size)
         path = Path(results_dir)/f'{run}.json'
         path.write_text(json.dumps(record, indent=1) + '\n')
+    return record
+
+# %% ../../nbs/50_reasonet_graphs.ipynb #ad0ced4e
+def refresh_graph_analysis(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
+    """Recompute the `analysis` of a completed run record from the best weights its run saved (for a record written
+    before the analysis gained a field); the test graphs are regenerated from the record's seeds. Notes the refresh."""
+    path = Path(record_path)
+    record = json.loads(path.read_text())
+    if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
+    if not (ckpt/'best.json').is_file():
+        raise FileNotFoundError(f"{ckpt}: no best weights of run {record['run']}; rerun it, or pass checkpoint_dir")
+    m = record['meta']
+    model = ReasoNet(GraphReasoNetConfig(**m['model_config']))
+    model.load_state_dict(load_best_state(ckpt))
+    test = graph_tensors(record['task'], m['sizes']['test'], m['split_seeds']['test'])
+    record['analysis'] = graph_analysis(model, test, record['task'])
+    record['notes'] = record.get('notes', []) + [
+        f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis recomputed by refresh_graph_analysis from the run's best weights "
+        f"(code {git_commit()[:7]}), float32"]
+    path.write_text(json.dumps(record, indent=1) + '\n')
     return record
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #f3e5aa88
