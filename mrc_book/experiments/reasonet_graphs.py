@@ -69,7 +69,7 @@ class GraphRunConfig:
         if n_train is not None: cfg.n_train = n_train
         if epochs is not None: cfg.train = replace(cfg.train, epochs=epochs)
         if bf16: cfg.train = replace(cfg.train, bf16=True)   # bfloat16 autocast, where the device has fast kernels
-        if lr_halve_every: cfg.train = replace(cfg.train, lr_halve_every=lr_halve_every)   # not the paper's: constant lr
+        if lr_halve_every: cfg.train = replace(cfg.train, lr_halve_every=lr_halve_every)   # the paper names no schedule
         return cfg
 
     def run_name(self, profile: str, seed: int) -> str:
@@ -87,7 +87,7 @@ class GraphRunConfig:
         if self.train.bf16: what += ', bf16 autocast'
         if profile == 'full' and self.n_train == 500_000:
             if self.train.epochs == PAPER_EPOCHS[self.size] and not self.train.lr_halve_every: return f"paper's setting: {what}"
-            return f"paper's data, not its schedule: {what} (the paper: {PAPER_EPOCHS[self.size]} epochs, constant lr)"
+            return f"paper's data, not its schedule: {what} (the paper: {PAPER_EPOCHS[self.size]} epochs, no lr schedule named)"
         if profile == 'quick': return f'CI smoke test, meaningless as a result: {what}, {m.embed_dim}-d'
         return f'reduced-data run: {what}'
 
@@ -278,7 +278,7 @@ def main(argv=None):
     ap.add_argument('--epochs', type=int, default=None)
     ap.add_argument('--bf16', action='store_true', help='bfloat16 autocast (CUDA, or a CPU with oneDNN bf16 kernels)')
     ap.add_argument('--lr-halve-every', type=int, default=None, metavar='N',
-                    help='halve the learning rate every N epochs (the paper keeps it constant)')
+                    help='halve the learning rate every N epochs (the paper names no schedule; default: constant)')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
