@@ -3,7 +3,7 @@ import pytest, torch
 from mrc_book.data.sources import DataError
 from mrc_book.data.worldmodel import generate_world_stories
 from mrc_book.experiments import entnet_cbt as cbt
-from mrc_book.experiments.entnet_world import WorldRun, world_tensors, make_world_model, train_world_run, WORLD_WORDS
+from mrc_book.experiments.entnet_world import WorldRun, world_tensors, make_world_model, train_world_run, WORLD_WORDS, world_train_config
 from mrc_book.models.memn2n import MemN2N
 from mrc_book.models.lstm_reader import flatten_story_query
 from mrc_book.training import TrainConfig
@@ -54,3 +54,14 @@ def test_world_run_record(tmp_path):
                           'quick', results_dir=tmp_path)
     assert rec['status'] == 'completed' and {'test_error_T6', 'test_error_T8'} <= set(rec['final'])
     assert 0 <= rec['final']['test_error'] <= 100 and rec['meta']['test_T'] == [6, 8]
+
+
+def test_world_run_lr_schedule_names_and_factors():
+    "The paper's schedule halves every 10,000 updates and is unnamed; any other schedule is named in the run name."
+    paper = WorldRun('entnet', 10)
+    assert paper.name == 'entnet-T10' and paper.lr_schedule == 'halved every 10,000 updates'
+    assert [paper.step_schedule(s) for s in (0, 9_999, 10_000, 25_000)] == [1.0, 1.0, 0.5, 0.25]
+    const = WorldRun('entnet', 10, train=world_train_config(0.001), halve_every=None, tag='n50k-e40')
+    assert const.name == 'entnet-T10-lr0.001-lrconst-n50k-e40' and const.lr_schedule == 'constant'
+    assert const.step_schedule(10**6) == 1.0
+    assert WorldRun('lstm', 20, halve_every=50_000).name == 'lstm-T20-half50k'

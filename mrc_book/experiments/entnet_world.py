@@ -64,14 +64,26 @@ class WorldRun:
     n_slots: int = 5
     hidden: int = 50
     train: TrainConfig = field(default_factory=lambda: world_train_config())
+    halve_every: int | None = 10_000            # updates between halvings of the lr (the paper's); None: constant lr
     tag: str = ''                               # names a run that departs from the profile (e.g. 'n20k-e40')
 
     @property
     def name(self) -> str:
-        "e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01), then the tag."
+        """e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01, the
+        schedule when it is not the paper's: '-lrconst', '-half50k'), then the tag."""
         T = self.train_T if isinstance(self.train_T, int) else f'{self.train_T[0]}to{self.train_T[1]}'
-        return (f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}')
+        schedule = ('' if self.halve_every == 10_000 else '-lrconst' if self.halve_every is None
+                    else f'-half{self.halve_every // 1000}k' if self.halve_every % 1000 == 0 else f'-half{self.halve_every}')
+        return (f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}') + schedule
                 + (f'-{self.tag}' if self.tag else ''))
+
+    @property
+    def lr_schedule(self) -> str:
+        return 'constant' if self.halve_every is None else f'halved every {self.halve_every:,} updates'
+
+    def step_schedule(self, step: int) -> float:
+        "The factor on the learning rate after `step` updates."
+        return 1.0 if self.halve_every is None else 0.5 ** (step // self.halve_every)
 
     @property
     def max_T(self) -> int: return self.train_T if isinstance(self.train_T, int) else self.train_T[1]
@@ -141,10 +153,10 @@ def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bo
             'sizes': {k: len(v) for k, v in data.items()},
             'stories': {'train': run.n_train, 'valid': run.n_valid, 'test_per_T': run.n_test},
             'model_config': getattr(model, 'config', {'dim': run.dim, 'hidden': run.hidden}),
-            'lr_schedule': 'halved every 10,000 updates'}
+            'lr_schedule': run.lr_schedule}
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='entnet-world', profile=profile,
                       run_name=f'entnet-world-{profile}-{run.name}-seed{seed}', meta=meta, results_dir=results_dir,
-                      step_schedule=lambda step: 0.5 ** (step // 10_000))
+                      step_schedule=run.step_schedule)
     return trainer.fit(resume=resume)
 
 # %% ../../nbs/42_entnet_world_model.ipynb #bd8283dc
