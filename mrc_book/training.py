@@ -169,13 +169,14 @@ def _project_root() -> Path:
     return Path(mrc_book.__file__).resolve().parent.parent
 
 def git_commit(root: str | Path | None = None) -> str:
-    "HEAD's commit, `-dirty` if tracked files changed; 'unknown' outside git."
+    """HEAD's commit, `-dirty` if tracked files other than the run records under `results/` changed (a record
+    written by an earlier run of the same session is not a change to the code); 'unknown' outside git."""
     root = root or _project_root()
     try:
         head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0: return 'unknown'
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                               capture_output=True, text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'],
+                               cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
         return head.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return 'unknown'
 

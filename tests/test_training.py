@@ -257,3 +257,19 @@ def test_registry_and_run_experiment(tmp_path):
 def test_set_seed_reproduces():
     set_seed(11); a = torch.rand(3)
     set_seed(11); assert torch.equal(a, torch.rand(3))
+
+
+def test_git_commit_ignores_run_records(tmp_path):
+    "A changed run record under results/ leaves the commit clean; a changed source file makes it -dirty."
+    import subprocess
+    from mrc_book.training import git_commit
+    git = lambda *a: subprocess.run(['git', *a], cwd=tmp_path, check=True, capture_output=True)
+    git('init', '-q'); git('config', 'user.email', 't@t'); git('config', 'user.name', 't')
+    (tmp_path/'results').mkdir(); (tmp_path/'results'/'r.json').write_text('{}'); (tmp_path/'code.py').write_text('x = 1\n')
+    git('add', '.'); git('commit', '-qm', 'init')
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path/'results'/'r.json').write_text('{"a": 1}')
+    assert git_commit(tmp_path) == head
+    (tmp_path/'code.py').write_text('x = 2\n')
+    assert git_commit(tmp_path) == head + '-dirty'
