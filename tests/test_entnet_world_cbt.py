@@ -65,3 +65,4 @@ def test_world_run_lr_schedule_names_and_factors():
     assert const.name == 'entnet-T10-lr0.001-lrconst-n50k-e40' and const.lr_schedule == 'constant'
     assert const.step_schedule(10**6) == 1.0
     assert WorldRun('lstm', 20, halve_every=50_000).name == 'lstm-T20-half50k'
+    with pytest.raises(ValueError, match="halve_every"): WorldRun("entnet", 10, halve_every=0)

@@ -67,6 +67,10 @@ class WorldRun:
     halve_every: int | None = 10_000            # updates between halvings of the lr (the paper's); None: constant lr
     tag: str = ''                               # names a run that departs from the profile (e.g. 'n20k-e40')
 
+    def __post_init__(self):
+        if self.halve_every is not None and self.halve_every < 1:
+            raise ValueError(f'halve_every must be a positive number of updates or None (constant lr), got {self.halve_every}')
+
     @property
     def name(self) -> str:
         """e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01, the
