@@ -256,9 +256,10 @@ def refresh_graph_analysis(record_path: str | Path, checkpoint_dir: str | Path |
 def reasonet_graphs(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                     seed: int | None = None, results_dir: str | Path = 'results', size: str = 'small',
                     variant: str = 'reasonet', n_train: int | None = None, epochs: int | None = None,
-                    bf16: bool = False, lr_halve_every: int | None = None) -> dict:
+                    bf16: bool = False, lr_halve_every: int | None = None, threads: int | None = None) -> dict:
     "ReasoNet on Graph Reachability (Table 4): one size and variant per run."
     cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs, bf16, lr_halve_every)
+    if threads: cfg.train = replace(cfg.train, threads=threads)   # CPU threads only: the run and its name are unchanged
     return train_reasonet_graphs(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir)
 
 register_experiment('reasonet-graphs', reasonet_graphs,
@@ -280,13 +281,14 @@ def main(argv=None):
     ap.add_argument('--lr-halve-every', type=int, default=None, metavar='N',
                     help='halve the learning rate every N epochs (the paper names no schedule; default: constant)')
     ap.add_argument('--device', default='cpu')
+    ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (default 1: fastest beside other work)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--time-budget', type=float, default=None, metavar='S')
     ap.add_argument('--results-dir', default='results')
     a = ap.parse_args(argv)
     r = reasonet_graphs(a.profile, a.device, a.resume, a.time_budget, a.seed, a.results_dir, a.size, a.variant,
-                        a.n_train, a.epochs, a.bf16, a.lr_halve_every)
+                        a.n_train, a.epochs, a.bf16, a.lr_halve_every, a.threads)
     print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final']}, indent=1))
     return 0 if r['status'] == 'completed' else 3
 
