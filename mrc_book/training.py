@@ -16,7 +16,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
-           'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name',
+           'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id',
            'hardware_info', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state', 'Experiment',
            'register_experiment', 'run_experiment']
 
@@ -193,10 +193,17 @@ def device_name(device: str | torch.device) -> str:
     if device.type == 'cuda': return torch.cuda.get_device_name(device)
     return cpu_name()
 
+def cpu_id() -> str | None:
+    "The CPU's family and model numbers ('family 25 model 17'): two CPUs can share a name ('AMD EPYC') and not a speed."
+    try: fields = dict(l.split(':', 1) for l in Path('/proc/cpuinfo').read_text().splitlines()[:30] if ':' in l)
+    except OSError: return None
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return f"family {fields['cpu family']} model {fields['model']}" if 'cpu family' in fields and 'model' in fields else None
+
 def hardware_info(device: str | torch.device) -> dict:
     device = torch.device(device)
-    info = {'cpu': cpu_name(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
-            'platform': platform.platform(), 'python': platform.python_version()}
+    info = {'cpu': cpu_name(), 'cpu_id': cpu_id(), 'cpu_bf16_kernels': bf16_supported('cpu'), 'cpu_count': os.cpu_count(),
+            'torch_threads': torch.get_num_threads(), 'platform': platform.platform(), 'python': platform.python_version()}
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)

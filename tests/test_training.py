@@ -1,5 +1,6 @@
 """The trainer: exact resumption, split checkpoints, early stopping, clipping, LR schedule, EMA, run records."""
 import json
+import re
 import math
 
 import pytest
@@ -210,6 +211,10 @@ def test_record_fields(tmp_path):
     assert saved['config']['lr'] == 0.05 and saved['config']['epochs'] == 2
     assert saved['git_commit'] == 'unknown' or len(saved['git_commit'].removesuffix('-dirty')) == 40
     assert saved['torch'] == torch.__version__ and saved['device'] and saved['hardware']['cpu_count'] >= 1
+    # two CPUs can share a name ('AMD EPYC') and not a speed: the record also says which one and whether it has bf16 kernels
+    hw = saved['hardware']
+    assert hw['cpu_id'] is None or re.fullmatch(r'family \d+ model \d+', hw['cpu_id'])
+    assert isinstance(hw['cpu_bf16_kernels'], bool)
     assert [r['epoch'] for r in saved['history']] == [1, 2]
     assert set(saved['history'][0]) >= {'epoch', 'train_loss', 'lr', 'seconds', 'valid_accuracy', 'valid_loss'}
     assert {'test_accuracy', 'test_loss', 'best_valid_accuracy', 'epochs'} <= set(saved['final'])

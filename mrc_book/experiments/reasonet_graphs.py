@@ -16,7 +16,8 @@ from torch import nn
 from ..data.graphs import GraphVocab, sample_graph_arrays, encode_graph_arrays
 from ..models.reasonet import ReasoNet, GraphReasoNetConfig
 from ..metrics import roc_auc, pr_auc
-from ..training import TrainConfig, Trainer, register_experiment, load_record, load_best_state, git_commit
+from ..training import (TrainConfig, Trainer, register_experiment, load_record, load_best_state, git_commit,
+                               bf16_supported)
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PAPER_EPOCHS', 'PAPER_TABLE4', 'VARIANT_NAMES', 'GraphRunConfig', 'GraphTensors', 'graph_tensors',
@@ -258,6 +259,9 @@ def reasonet_graphs(profile: str = 'quick', device: str = 'cpu', resume: bool = 
                     variant: str = 'reasonet', n_train: int | None = None, epochs: int | None = None,
                     bf16: bool = False, lr_halve_every: int | None = None, threads: int | None = None) -> dict:
     "ReasoNet on Graph Reachability (Table 4): one size and variant per run."
+    if bf16 and not bf16_supported(device):   # the Trainer would fall back to float32 under a '-bf16' run name
+        raise ValueError(f'bf16=True (--bf16): {device} has no fast bfloat16 kernels (a CPU needs AVX-512 BF16 or AMX), '
+                         'so the run would be float32 under a -bf16 name; run without --bf16')
     cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs, bf16, lr_halve_every)
     if threads: cfg.train = replace(cfg.train, threads=threads)   # CPU threads only: the run and its name are unchanged
     return train_reasonet_graphs(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir)
