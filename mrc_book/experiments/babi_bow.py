@@ -17,8 +17,7 @@ from ..text import Vocab, pad_sequences
 from ..training import TrainConfig, Trainer, register_experiment, load_record
 
 # %% auto #0
-__all__ = ['ENTNET_TABLE2_MEMN2N', 'ENTNET_TABLE2_ENTNET', 'BabiTensors', 'babi_tensors', 'BabiBowConfig', 'train_babi_bow_task',
-           'babi_bow']
+__all__ = ['BabiTensors', 'babi_tensors', 'BabiBowConfig', 'train_babi_bow_task', 'babi_bow']
 
 # %% ../../nbs/40_babi_bow.ipynb #96cb13d2
 @dataclass
@@ -119,8 +118,3 @@ def babi_bow(profile: str = 'quick', device: str = 'cpu', resume: bool = False, 
     return {'experiment': 'babi-bow', 'run': f'babi-bow-{profile}-seed{seed}', 'status': 'completed' if done else 'interrupted',
             'runs': [r['run'] for r in records],
             'final': {f'task{r["task"]}_test_error': r['final']['test_error'] for r in records if r['final']}}
-
-# %% ../../nbs/40_babi_bow.ipynb #e9bdb2b7
-# EntNet paper (Henaff et al., ICLR 2017), Table 2: test error (%) per bAbI task with 10k training samples (quoted).
-ENTNET_TABLE2_MEMN2N = [0, 0.3, 2.1, 0, 0.8, 0.1, 2.0, 0.9, 0.3, 0, 0.0, 0, 0, 0.2, 0, 51.8, 18.6, 5.3, 2.3, 0]
-ENTNET_TABLE2_ENTNET = [0, 0.1, 4.1, 0, 0.3, 0.2, 0, 0.5, 0.1, 0.6, 0.3, 0, 1.3, 0, 0, 0.2, 0.5, 0.3, 2.3, 0]

@@ -16,14 +16,15 @@ from torch import nn
 from ..data.babi import BabiExample, load_babi, babi_tasks
 from ..models.entnet import EntNet
 from ..text import Vocab, bucket_batches
-from ..training import TrainConfig, Trainer, register_experiment, load_record
+from ..training import TrainConfig, Trainer, register_experiment, load_record, load_records
 
 # %% auto #0
 __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'TABLE2_MEMN2N', 'TABLE2_ENTNET', 'TABLE5_MEMN2N_BOW', 'TABLE5_ENTNET_TIED',
            'TABLE5_ENTNET_BOW', 'TABLE6_MEMN2N_1K', 'TABLE6_ENTNET_1K', 'memory_window', 'window_story', 'StoryTensors',
            'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr', 'SelectedEntNets',
            'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
-           'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main']
+           'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main',
+           'babi_members', 'best_member_per_task']
 
 # %% ../../nbs/41_entnet_babi.ipynb #bc9bf2d5
 MEMORY_WINDOW = 70          # most recent sentences kept (EntNet §5.2)
@@ -432,6 +433,35 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 # `python -m mrc_book.experiments.entnet_babi ...` (not when this cell runs inside a notebook)
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'entnet_babi.py': main()
+
+# %% ../../nbs/41_entnet_babi.ipynb #cd8b8a04
+def babi_members(results_dir: str | Path, setting: str = 'en-10k', encoder: str = 'mask', tied: bool = False,
+                 profile: str = 'full', lr_cycle: tuple | None = None, story_mask_init: str = 'ones',
+                 clip_sum: bool = False) -> list[dict]:
+    """One row per (task, seed) member of every completed `entnet-babi` record in `results_dir` with this data setting and
+    recipe (encoder, tied keys, cyclic lr or none, the official code's story-mask init and summed-gradient clip)."""
+    want = (setting, encoder, tied, tuple(lr_cycle) if lr_cycle else None, story_mask_init, bool(clip_sum))
+    rows = []
+    for r in load_records(Path(results_dir)/f'entnet-babi-{profile}-*.json'):
+        c = r['meta']['experiment_config']
+        got = (c['setting'], c['encoder'], c['tied'], tuple(c['lr_cycle']) if c.get('lr_cycle') else None,
+               c.get('story_mask_init', 'ones'), bool(c.get('clip_sum')))
+        if r['status'] != 'completed' or got != want: continue
+        for m in r['meta']['members']:
+            n = f"t{m['task']}_s{m['seed']}"
+            rows.append({'task': m['task'], 'seed': m['seed'], 'test_error': r['final'][f'test_error_{n}'],
+                         'valid_error': r['final'][f'test_best_valid_error_{n}'], 'best_epoch': int(r['final'][f'test_best_epoch_{n}']),
+                         'epochs': r['final']['epochs'], 'max_epochs': r['config']['epochs'], 'wall_s': r['wall_seconds'] / r['meta']['n_models'],
+                         'device': r['device'], 'partial_data': m['partial_data'], 'train_questions': m['sizes']['train'],
+                         'test_oov': m['window_stats']['test']['oov_words'] + m['window_stats']['test']['unknown_answers'],
+                         'history': [h[f'valid_error_{n}'] for h in r['history']], 'record': Path(r['path']).name})
+    return rows
+
+def best_member_per_task(rows: Sequence[dict]) -> dict[int, dict]:
+    "Per task, the member with the lowest best validation error, ties to the lowest seed (the paper's best-of-N protocol)."
+    best = {}
+    for row in sorted(rows, key=lambda r: (r['valid_error'], r['seed'])): best.setdefault(row['task'], row)
+    return dict(sorted(best.items()))
 
 # %% ../../nbs/41_entnet_babi.ipynb #78ec0932
 # EntNet paper (Henaff et al., ICLR 2017): test error (%) per bAbI task, quoted.

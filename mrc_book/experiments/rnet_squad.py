@@ -21,9 +21,9 @@ from ..metrics import evaluate_squad
 from ..training import TrainConfig, Trainer, register_experiment, save_split, load_split
 
 # %% auto #0
-__all__ = ['MODEL_FORMAT', 'PROFILES', 'PrepareSpec', 'prepare_squad', 'load_prepared', 'bundle_vocabs', 'split_lengths',
-           'bundle_batch', 'predict_split', 'split_articles', 'score_split', 'save_rnet', 'load_rnet',
-           'RNetSquadConfig', 'ensure_prepared', 'train_rnet_squad', 'rnet_squad']
+__all__ = ['MODEL_FORMAT', 'PROFILES', 'REPORT_DEV', 'KERAS_DEV', 'PrepareSpec', 'prepare_squad', 'load_prepared',
+           'bundle_vocabs', 'split_lengths', 'bundle_batch', 'predict_split', 'split_articles', 'score_split',
+           'save_rnet', 'load_rnet', 'RNetSquadConfig', 'ensure_prepared', 'train_rnet_squad', 'rnet_squad']
 
 # %% ../../nbs/60_rnet_squad.ipynb #07812bdb
 @dataclass
@@ -379,3 +379,8 @@ def rnet_squad(profile: str = 'quick', device: str = 'cpu', resume: bool = False
     if profile == 'full' and str(device).startswith('cuda'): torch.backends.cudnn.benchmark = True
     return train_rnet_squad(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir,
                             prepared_dir, **kwargs)
+
+# %% ../../nbs/60_rnet_squad.ipynb #71c979fe
+# quoted, SQuAD v1.1 dev: the R-NET report's single model, and the public Keras attempt that seeded this project (its README)
+REPORT_DEV = {'em': 71.1, 'f1': 79.5}
+KERAS_DEV = {'em': 57.52, 'f1': 67.42}
