@@ -155,7 +155,8 @@ def main(argv=None):
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     load = os.getloadavg() if hasattr(os, 'getloadavg') else ('?',) * 3
     print(f"data: {source}")
-    print(f"device: {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+    from mrc_book.training import cpu_name, cpu_id
+    print(f"device: {device} (torch {torch.__version__}, {cpu_name()}, {cpu_id()}, {torch.get_num_threads()} CPU threads, "
           f"{os.cpu_count()} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
     print(f"model: EntNet d={args.dim}, {args.slots} slots, batch {args.batch_size}"
           f"{f', {K} stacked models' if K else ''}{', torch.compile' if args.compile else ''}; "

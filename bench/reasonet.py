@@ -145,19 +145,25 @@ def main(argv=None):
     args = ap.parse_args(argv)
     threads = [int(t) for t in args.threads.split(',')] if args.threads else [None]
     precisions = [False, True] if args.both else [args.bf16]
+    from mrc_book.training import bf16_supported
+    fast_bf16 = bf16_supported(args.device)
+    if not fast_bf16 and True in precisions:   # emulated bf16 is tens of times slower than float32: nothing to learn
+        ap.error(f'--bf16/--both: {args.device} has no fast bfloat16 kernels (a CPU needs AVX-512 BF16 or AMX)')
     batches, vocab_size, desc = graph_batches(args.size, args.batch_size * (args.steps + args.warmup), args.batch_size)
     print(f"data: {desc}")
     results = [measure(args, t, p, batches, vocab_size) for t in threads for p in precisions]
     peaks = None
     if args.device == 'cpu':
-        peaks = {str(dt).removeprefix('torch.'): matmul_gflops(dt) for dt in (torch.float32, torch.bfloat16)}
+        peaks = {str(dt).removeprefix('torch.'): matmul_gflops(dt) if dt == torch.float32 or fast_bf16 else None
+                 for dt in (torch.float32, torch.bfloat16)}   # None: no bf16 kernels, the emulated product takes minutes
         print(f"2048 x 2048 matmul, {torch.get_num_threads()} threads: " +
-              ', '.join(f'{k} {v:,.0f} GFLOP/s' for k, v in peaks.items()))
+              ', '.join(f'{k} {v:,.0f} GFLOP/s' if v else f'{k}: no fast kernels here' for k, v in peaks.items()))
     if args.json:
-        from mrc_book.training import git_commit, device_name
+        from mrc_book.training import git_commit, device_name, hardware_info
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({
-            'bench': 'reasonet', 'device': device_name(torch.device(args.device)), 'torch': torch.__version__,
+            'bench': 'reasonet', 'device': device_name(torch.device(args.device)), 'hardware': hardware_info(args.device),
+            'torch': torch.__version__,
             'cores': os.cpu_count(), 'git_commit': git_commit(), 'data': desc, 'args': vars(args),
             'matmul_gflops': peaks, 'matmul_threads': torch.get_num_threads(), 'results': results}, indent=1) + '\n')
     return results

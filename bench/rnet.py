@@ -114,7 +114,8 @@ def main(argv=None):
                   f"{r['predict_ms_per_batch']:>17.1f} {r['predict_examples_per_s']:>13.1f} {peak:>9}", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(dict(device=name, torch=torch.__version__, args=vars(args),
+        from mrc_book.training import hardware_info   # which CPU: two can share a name and not a speed
+        Path(args.json).write_text(json.dumps(dict(device=name, hardware=hardware_info(device), torch=torch.__version__, args=vars(args),
                                                    results=rows), indent=1))
     return rows
 
