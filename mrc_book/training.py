@@ -180,12 +180,14 @@ def git_commit(root: str | Path | None = None) -> str:
         return head.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return 'unknown'
 
+def _cpuinfo() -> dict[str, str]:
+    "The first processor's fields of /proc/cpuinfo ({} where there is none)."
+    try: lines = Path('/proc/cpuinfo').read_text().split('\n\n')[0].splitlines()
+    except OSError: return {}
+    return {k.strip(): v.strip() for k, v in (l.split(':', 1) for l in lines if ':' in l)}
+
 def cpu_name() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo().get('model name') or platform.processor() or platform.machine()
 
 def device_name(device: str | torch.device) -> str:
     "A readable name of the device a run used: the GPU's name or the CPU model."
@@ -195,10 +197,8 @@ def device_name(device: str | torch.device) -> str:
 
 def cpu_id() -> str | None:
     "The CPU's family and model numbers ('family 25 model 17'): two CPUs can share a name ('AMD EPYC') and not a speed."
-    try: fields = dict(l.split(':', 1) for l in Path('/proc/cpuinfo').read_text().splitlines()[:30] if ':' in l)
-    except OSError: return None
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    return f"family {fields['cpu family']} model {fields['model']}" if 'cpu family' in fields and 'model' in fields else None
+    f = _cpuinfo()
+    return f"family {f['cpu family']} model {f['model']}" if 'cpu family' in f and 'model' in f else None
 
 def hardware_info(device: str | torch.device) -> dict:
     device = torch.device(device)
