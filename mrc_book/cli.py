@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--resume', action='store_true', help='continue from the checkpoint of an interrupted run')
     t.add_argument('--time-budget', type=float, default=None, metavar='S',
                    help='checkpoint and stop after the step that crosses S seconds; continue with --resume')
+    t.add_argument('--finish-by', type=float, default=None, metavar='S',
+                   help='start no epoch that would end after S seconds in all, then test and write a completed record '
+                        '(experiments that take it: rnet-squad)')
     t.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     t.add_argument('--seed', type=int, default=None)
     t.add_argument('--results-dir', default='results')
@@ -142,8 +145,13 @@ def _train(args) -> int:
     if args.device.startswith('cuda'):
         import torch
         if not torch.cuda.is_available(): return _error(f'--device {args.device}: CUDA is not available on this machine')
-    rec = training.run_experiment(args.name, profile=args.profile, device=args.device, resume=args.resume,
-                                  time_budget=args.time_budget, seed=args.seed, results_dir=args.results_dir)
+    try:
+        rec = training.run_experiment(args.name, profile=args.profile, device=args.device, resume=args.resume,
+                                      time_budget=args.time_budget, seed=args.seed, results_dir=args.results_dir,
+                                      finish_by=args.finish_by)
+    except ValueError as e:
+        if 'finish_by' not in str(e): raise
+        return _error(f'--finish-by: {e}')
     path = Path(args.results_dir)/f"{rec.get('run')}.json"   # an experiment of several runs returns a summary instead
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'),
                       'record': str(path) if path.is_file() else None, 'runs': rec.get('runs'),
@@ -201,3 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e: return _error(str(e))
     except KeyboardInterrupt: return _error('interrupted', 130)
     return _error('unknown command')
+
+# %% ../nbs/05_cli.ipynb #c2d9e4a7
+if __name__ == '__main__': sys.exit(main())   # python -m mrc_book.cli ...

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_training.ipynb #67fe512c
 from __future__ import annotations
-import copy, glob, hashlib, io, json, math, os, platform, random, subprocess, sys, time, uuid, warnings
+import copy, glob, hashlib, inspect, io, json, math, os, platform, random, subprocess, sys, time, uuid, warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +47,7 @@ class TrainConfig:
     bf16: bool = False                      # bfloat16 autocast (CUDA, or a CPU with oneDNN bf16 kernels)
     threads: int | None = None              # torch CPU threads during fit (1 is fastest for tiny models on a busy CPU)
     time_budget: float | None = None        # seconds of this invocation; checkpoint and stop after crossing it
+    finish_by: float | None = None          # seconds in all: start no epoch that would end after it; then test
     checkpoint_every_steps: int | None = None
     stop_after_steps: int | None = None     # stop (as if killed) after this many optimizer steps in total
     progress: bool = True                   # tqdm bars (only shown on a terminal)
@@ -170,15 +171,17 @@ def _project_root() -> Path:
 
 def git_commit(root: str | Path | None = None) -> str:
     """HEAD's commit, `-dirty` if tracked files other than the run records under `results/` changed (a record
-    written by an earlier run of the same session is not a change to the code); 'unknown' outside git."""
+    written by an earlier run of the same session is not a change to the code). Outside git (a working tree copied
+    to a GPU machine without its .git) it is `$MRC_GIT_COMMIT` when the copier set it, else 'unknown'."""
     root = root or _project_root()
+    outside = os.environ.get('MRC_GIT_COMMIT') or 'unknown'
     try:
         head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0: return 'unknown'
+        if head.returncode != 0: return outside
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'],
                                cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
         return head.stdout.strip() + ('-dirty' if dirty else '')
-    except (OSError, subprocess.SubprocessError): return 'unknown'
+    except (OSError, subprocess.SubprocessError): return outside
 
 def _cpuinfo() -> dict[str, str]:
     "The first processor's fields of /proc/cpuinfo ({} where there is none)."
@@ -278,6 +281,7 @@ class Trainer:
         self.loss_sum, self.loss_count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         self.history: list[dict] = []
         self.best_value, self.best_epoch, self.bad_epochs, self.stopped_early = None, None, 0, False
+        self.stopped_by: str | None = None   # 'patience' or 'finish_by' once training stops before `epochs`
         self.elapsed_before = 0.0
 
     def _checkpoint(self) -> dict:
@@ -286,7 +290,7 @@ class Trainer:
                 'epoch': self.epoch, 'step_in_epoch': self.step_in_epoch, 'global_step': self.global_step,
                 'loss_sum': self.loss_sum.cpu(), 'loss_count': self.loss_count, 'history': self.history,
                 'best_state': self.best_state, 'best_value': self.best_value, 'best_epoch': self.best_epoch,
-                'bad_epochs': self.bad_epochs, 'stopped_early': self.stopped_early,
+                'bad_epochs': self.bad_epochs, 'stopped_early': self.stopped_early, 'stopped_by': self.stopped_by,
                 'elapsed': self.elapsed_before + self._session_seconds(), 'config': _jsonable(asdict(self.config))}
 
     def save_checkpoint(self) -> Path:
@@ -302,6 +306,7 @@ class Trainer:
         self.history, self.best_state = ck['history'], ck['best_state']
         self.best_value, self.best_epoch, self.bad_epochs = ck['best_value'], ck['best_epoch'], ck['bad_epochs']
         self.stopped_early, self.elapsed_before = ck['stopped_early'], ck['elapsed']
+        self.stopped_by = ck.get('stopped_by', 'patience' if ck['stopped_early'] else None)
         set_rng_state(ck['rng'])   # last: loading must not disturb the restored random states
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -418,7 +423,9 @@ class Trainer:
 
     def _end_epoch(self):
         c = self.config
+        t_valid = time.monotonic()
         valid = self._evaluate('valid', self.ema.shadow if self.ema else None)
+        valid_seconds = time.monotonic() - t_valid
         if c.metric not in valid:
             raise KeyError(f'evaluate(model, "valid") returned {sorted(valid)}; the config selects on {c.metric!r}')
         row = {'epoch': self.epoch + 1, 'train_loss': (self.loss_sum / max(self.loss_count, 1)).item(),
@@ -430,9 +437,18 @@ class Trainer:
             self.best_state = self._eval_state()
         else:
             self.bad_epochs += 1
-            if c.patience is not None and self.bad_epochs >= c.patience: self.stopped_early = True
+            if c.patience is not None and self.bad_epochs >= c.patience: self.stopped_early, self.stopped_by = True, 'patience'
         self._log(f'epoch {row["epoch"]:>3}  train_loss {row["train_loss"]:.4f}  valid_{c.metric} {valid[c.metric]:.2f}'
                   f'  lr {row["lr"]:.3g}  {row["seconds"]:.1f}s' + ('  (best)' if self.best_epoch == row['epoch'] else ''))
+        if c.finish_by is not None and not self.stopped_early and self.epoch + 1 < c.epochs:
+            # another epoch, its validation and the final test (timed like a validation) must fit before finish_by
+            left = c.finish_by - (self.elapsed_before + self._session_seconds())
+            need = self._epoch_seconds + 2 * valid_seconds
+            if left < need:
+                self.stopped_early, self.stopped_by = True, 'finish_by'
+                self.notes.append(f'finish_by {c.finish_by:g} s: stopped after epoch {self.epoch + 1} of {c.epochs} '
+                                  f'({left:.0f} s left; another epoch and the test take about {need:.0f} s)')
+                self._log(f'{self.run_name}: {self.notes[-1]}')
         self.epoch += 1; self.step_in_epoch = 0
         self.loss_sum, self.loss_count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         self.save_checkpoint()
@@ -443,7 +459,8 @@ class Trainer:
         self.model.load_state_dict(self.best_state)
         test = self._evaluate('test')
         final = {**{f'test_{k}': v for k, v in test.items()}, f'best_valid_{c.metric}': self.best_value,
-                 'best_epoch': self.best_epoch, 'epochs': len(self.history), 'stopped_early': self.stopped_early}
+                 'best_epoch': self.best_epoch, 'epochs': len(self.history), 'stopped_early': self.stopped_early,
+                 'stopped_by': self.stopped_by}
         save_split(self.best_state, self.checkpoint_dir, 'best', self.part_bytes)
         return self._write_record('completed', final)
 
@@ -483,11 +500,17 @@ def register_experiment(name: str, fn: Callable | None = None, description: str 
     return EXPERIMENTS[name]
 
 def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resume: bool = False,
-                   time_budget: float | None = None, seed: int | None = None, results_dir: str | Path = 'results') -> dict:
-    "Run the registered experiment `name` and return its run record."
+                   time_budget: float | None = None, seed: int | None = None, results_dir: str | Path = 'results',
+                   finish_by: float | None = None) -> dict:
+    "Run the registered experiment `name` and return its run record (`finish_by`: only experiments that take it)."
     if name not in EXPERIMENTS:
         import importlib; importlib.import_module('mrc_book.experiments').load_all()   # registers every experiment
     if name not in EXPERIMENTS: raise KeyError(f'unknown experiment {name!r}; known: {", ".join(sorted(EXPERIMENTS))}')
     if profile not in ('quick', 'full'): raise ValueError(f"profile must be 'quick' or 'full', not {profile!r}")
-    return EXPERIMENTS[name].fn(profile=profile, device=device, resume=resume, time_budget=time_budget, seed=seed,
-                                results_dir=results_dir)
+    fn, extra = EXPERIMENTS[name].fn, {}
+    if finish_by is not None:
+        if 'finish_by' not in inspect.signature(fn).parameters:
+            raise ValueError(f'experiment {name!r} does not take finish_by; use time_budget and resume instead')
+        extra['finish_by'] = finish_by
+    return fn(profile=profile, device=device, resume=resume, time_budget=time_budget, seed=seed,
+              results_dir=results_dir, **extra)

@@ -313,11 +313,12 @@ def ensure_prepared(spec: PrepareSpec, prepared_dir: str | Path | None = None) -
 
 def train_rnet_squad(cfg: RNetSquadConfig, profile: str, device: str = 'cpu', resume: bool = False,
                      time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results',
-                     prepared_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None) -> dict:
+                     prepared_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
+                     finish_by: float | None = None) -> dict:
     "Train R-NET on a prepared bundle; the final 'test' scores every dev question of the bundle and saves the model."
     b = ensure_prepared(cfg.prepare, prepared_dir)
     word_vocab, char_vocab = bundle_vocabs(b)
-    tc = replace(cfg.train, seed=seed, device=device, time_budget=time_budget)
+    tc = replace(cfg.train, seed=seed, device=device, time_budget=time_budget, finish_by=finish_by)
     run_name = f'rnet-squad-{profile}-seed{seed}'
     results_dir = Path(results_dir)
     torch.manual_seed(seed)
@@ -372,13 +373,13 @@ def _subset(d: dict, n: int) -> dict:
 @register_experiment('rnet-squad', description='R-NET on SQuAD v1.1 (quick: CPU pipeline check; full: the report\'s recipe, GPU)')
 def rnet_squad(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                seed: int | None = None, results_dir: str | Path = 'results', prepared_dir: str | Path | None = None,
-               **kwargs) -> dict:
+               finish_by: float | None = None, **kwargs) -> dict:
     "R-NET on SQuAD v1.1: 'quick' (CPU pipeline check), 'full' (the report's recipe; GPU), 'cpu' (the longest CPU run)."
     if profile not in PROFILES: raise ValueError(f'profile must be one of {sorted(PROFILES)}, not {profile!r}')
     cfg = PROFILES[profile]()
     if profile == 'full' and str(device).startswith('cuda'): torch.backends.cudnn.benchmark = True
     return train_rnet_squad(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir,
-                            prepared_dir, **kwargs)
+                            prepared_dir, finish_by=finish_by, **kwargs)
 
 # %% ../../nbs/60_rnet_squad.ipynb #71c979fe
 # quoted, SQuAD v1.1 dev: the R-NET report's single model, and the public Keras attempt that seeded this project (its README)
