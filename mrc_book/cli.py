@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='checkpoint and stop after the step that crosses S seconds; continue with --resume')
     t.add_argument('--finish-by', type=float, default=None, metavar='S',
                    help='start no epoch that would end after S seconds in all, then test and write a completed record '
-                        '(experiments that take it: rnet-squad)')
+                        '(experiments that take it: rnet-squad, reasonet-graphs-*)')
     t.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     t.add_argument('--seed', type=int, default=None)
     t.add_argument('--results-dir', default='results')
@@ -211,4 +211,4 @@ def main(argv: list[str] | None = None) -> int:
     return _error('unknown command')
 
 # %% ../nbs/05_cli.ipynb #c2d9e4a7
-if __name__ == '__main__': sys.exit(main())   # python -m mrc_book.cli ...
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())   # python -m mrc_book.cli ...; not when a notebook runs

@@ -1,5 +1,5 @@
 """ReasoNet experiment chapters: configurations, data tensors, entity reshuffling, evaluation, the cloze data error."""
-import json
+import inspect, json
 
 import pytest
 import torch
@@ -75,6 +75,15 @@ def test_every_size_variant_is_registered():
     for size in ('small', 'large'):
         for v in rg.VARIANTS: assert f'reasonet-graphs-{size}-{v}' in EXPERIMENTS
     assert {'reasonet-graphs', 'reasonet-cloze', 'asreader-cloze'} <= set(EXPERIMENTS)
+
+
+def test_graph_runs_take_a_fixed_window_and_cloze_runs_refuse_it():
+    "`mrc train ... --finish-by S` reaches every graph run; the cloze runs, which cannot end early, refuse it by name."
+    from mrc_book.training import run_experiment
+    for name in ['reasonet-graphs'] + [f'reasonet-graphs-{s}-{v}' for s in ('small', 'large') for v in rg.VARIANTS]:
+        assert 'finish_by' in inspect.signature(EXPERIMENTS[name].fn).parameters, name
+    for name in ('reasonet-cloze', 'asreader-cloze'):
+        with pytest.raises(ValueError, match='does not take finish_by'): run_experiment(name, finish_by=60)
 
 
 def test_graph_tensors_and_batches():

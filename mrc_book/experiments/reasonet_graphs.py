@@ -195,12 +195,13 @@ def graph_analysis(model: ReasoNet, data: GraphTensors, size: str) -> dict:
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #87d1ce28
 def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu', resume: bool = False,
-                          time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results') -> dict:
+                          time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results',
+                          finish_by: float | None = None) -> dict:
     "Train one (size, variant) on generated graphs; returns the run record (with `analysis` once completed)."
     seeds = split_seeds(seed)
     data = {s: graph_tensors(cfg.size, n, seeds[s]) for s, n in
             (('train', cfg.n_train), ('valid', cfg.n_valid), ('test', cfg.n_test))}
-    tc = replace(cfg.train, seed=seed, device=device, time_budget=time_budget)
+    tc = replace(cfg.train, seed=seed, device=device, time_budget=time_budget, finish_by=finish_by)
     torch.manual_seed(seed)
     model = ReasoNet(cfg.model)
     train = data['train']
@@ -257,21 +258,24 @@ def refresh_graph_analysis(record_path: str | Path, checkpoint_dir: str | Path |
 def reasonet_graphs(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                     seed: int | None = None, results_dir: str | Path = 'results', size: str = 'small',
                     variant: str = 'reasonet', n_train: int | None = None, epochs: int | None = None,
-                    bf16: bool = False, lr_halve_every: int | None = None, threads: int | None = None) -> dict:
+                    bf16: bool = False, lr_halve_every: int | None = None, threads: int | None = None,
+                    finish_by: float | None = None) -> dict:
     "ReasoNet on Graph Reachability (Table 4): one size and variant per run."
     if bf16 and not bf16_supported(device):   # the Trainer would fall back to float32 under a '-bf16' run name
         raise ValueError(f'bf16=True (--bf16): {device} has no fast bfloat16 kernels (a CPU needs AVX-512 BF16 or AMX), '
                          'so the run would be float32 under a -bf16 name; run without --bf16')
     cfg = GraphRunConfig.make(size, variant, profile, n_train, epochs, bf16, lr_halve_every)
     if threads: cfg.train = replace(cfg.train, threads=threads)   # CPU threads only: the run and its name are unchanged
-    return train_reasonet_graphs(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir)
+    return train_reasonet_graphs(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir,
+                                 finish_by)
 
 register_experiment('reasonet-graphs', reasonet_graphs,
                     description='ReasoNet on small Graph Reachability (Table 4); other sizes/variants: reasonet-graphs-SIZE-VARIANT')
 for _size in PAPER_EPOCHS:
     for _variant in VARIANTS:
         register_experiment(f'reasonet-graphs-{_size}-{_variant}',
-                            lambda _s=_size, _v=_variant, **kw: reasonet_graphs(size=_s, variant=_v, **kw),
+                            lambda _s=_size, _v=_variant, finish_by=None, **kw:
+                                reasonet_graphs(size=_s, variant=_v, finish_by=finish_by, **kw),
                             description=f'{VARIANT_NAMES[_variant]} on {_size} graphs (Table 4)')
 
 def main(argv=None):
@@ -289,10 +293,12 @@ def main(argv=None):
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--resume', action='store_true')
     ap.add_argument('--time-budget', type=float, default=None, metavar='S')
+    ap.add_argument('--finish-by', type=float, default=None, metavar='S',
+                    help='start no epoch that would end after S seconds in all, then test (a fixed GPU window)')
     ap.add_argument('--results-dir', default='results')
     a = ap.parse_args(argv)
     r = reasonet_graphs(a.profile, a.device, a.resume, a.time_budget, a.seed, a.results_dir, a.size, a.variant,
-                        a.n_train, a.epochs, a.bf16, a.lr_halve_every, a.threads)
+                        a.n_train, a.epochs, a.bf16, a.lr_halve_every, a.threads, a.finish_by)
     print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final']}, indent=1))
     return 0 if r['status'] == 'completed' else 3
 
