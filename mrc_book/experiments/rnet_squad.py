@@ -197,13 +197,13 @@ def predict_split(model: RNet, b: dict, split: str = 'dev', batch_size: int = 32
         for idx in bucket_batches(lengths, batch_size, shuffle=False):
             s_logits, e_logits = model(bundle_batch(b, split, idx))
             p1, p2 = s_logits.float().softmax(-1), e_logits.float().softmax(-1)
-            st, en, sc = decode_spans(p1, p2, model.config.max_span)
+            st, en, sc = (x.tolist() for x in decode_spans(p1, p2, model.config.max_span))   # one device sync a batch
             for k, i in enumerate(idx):
                 p = int(d['paragraph'][i]); base = int(tok_off[p])
                 c0, c1 = int(d['token_chars'][base + st[k], 0]), int(d['token_chars'][base + en[k], 1])
                 qid = d['ids'][i]
                 preds[qid] = d['contexts'][p][c0:c1]
-                spans[qid] = (int(st[k]), int(en[k])); scores[qid] = float(sc[k])
+                spans[qid] = (st[k], en[k]); scores[qid] = sc[k]
                 if keep_probs: probs[qid] = (p1[k, :lengths[i]].cpu(), p2[k, :lengths[i]].cpu())
     finally:
         model.train(was)
