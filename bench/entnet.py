@@ -26,6 +26,12 @@ from the benchmark itself), torch 2.13 CPU, real task-2 data, `--seconds 10`, th
 Earlier figures in this file (about 900-1,000 examples/s, two threads no faster than one) were taken while
 training runs held both cores; the benchmark prints the load average and its own CPU time so that a reader can
 tell a busy machine from a slow commit. On a GPU, stacking K models (`--stacked`) is what fills the device.
+
+The CI machine changes between sessions. Measured 2026-12-02 on another 2-core "AMD EPYC" (family 25 model 1: AVX2,
+no AVX-512; the line `device:` prints the family and model), with a training run holding the other core,
+`--threads 1 --seconds 10`, two repeats: 595-615 examples/s, about 2.5x slower per thread than the machine above.
+The two-thread figure was not measured there (no idle core); the 2,000 examples/s target was met only on the
+AVX-512 machine.
 """
 from __future__ import annotations
 import argparse, os, random, sys, time
