@@ -149,8 +149,7 @@ def _train(args) -> int:
         rec = training.run_experiment(args.name, profile=args.profile, device=args.device, resume=args.resume,
                                       time_budget=args.time_budget, seed=args.seed, results_dir=args.results_dir,
                                       finish_by=args.finish_by)
-    except ValueError as e:
-        if 'finish_by' not in str(e): raise
+    except training.UnsupportedOption as e:
         return _error(f'--finish-by: {e}')
     path = Path(args.results_dir)/f"{rec.get('run')}.json"   # an experiment of several runs returns a summary instead
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'),

@@ -18,7 +18,7 @@ from torch import nn
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
            'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id',
            'hardware_info', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state', 'Experiment',
-           'register_experiment', 'run_experiment']
+           'register_experiment', 'UnsupportedOption', 'run_experiment']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -499,6 +499,9 @@ def register_experiment(name: str, fn: Callable | None = None, description: str 
     EXPERIMENTS[name] = Experiment(name, fn, description or (fn.__doc__ or '').strip().split('\n')[0])
     return EXPERIMENTS[name]
 
+class UnsupportedOption(ValueError):
+    "An experiment was given an option its function does not take (e.g. `finish_by`); the CLI reports it as a usage error."
+
 def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resume: bool = False,
                    time_budget: float | None = None, seed: int | None = None, results_dir: str | Path = 'results',
                    finish_by: float | None = None) -> dict:
@@ -510,7 +513,7 @@ def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resum
     fn, extra = EXPERIMENTS[name].fn, {}
     if finish_by is not None:
         if 'finish_by' not in inspect.signature(fn).parameters:
-            raise ValueError(f'experiment {name!r} does not take finish_by; use time_budget and resume instead')
+            raise UnsupportedOption(f'experiment {name!r} does not take finish_by; use time_budget and resume instead')
         extra['finish_by'] = finish_by
     return fn(profile=profile, device=device, resume=resume, time_budget=time_budget, seed=seed,
               results_dir=results_dir, **extra)
