@@ -30,8 +30,9 @@ tell a busy machine from a slow commit. On a GPU, stacking K models (`--stacked`
 The CI machine changes between sessions. Measured 2026-12-02 on another 2-core "AMD EPYC" (family 25 model 1: AVX2,
 no AVX-512; the line `device:` prints the family and model), with a training run holding the other core,
 `--threads 1 --seconds 10`, two repeats: 595-615 examples/s, about 2.5x slower per thread than the machine above.
-The two-thread figure was not measured there (no idle core); the 2,000 examples/s target was met only on the
-AVX-512 machine.
+Two threads, later the same day with both cores idle, `--threads 2 --seconds 10`, two repeats: 713-918
+examples/s (one thread right after: 649), so the second core adds little on this machine; the 2,000 examples/s
+target was met only on the AVX-512 machine.
 """
 from __future__ import annotations
 import argparse, os, random, sys, time
