@@ -50,7 +50,8 @@ class TrainConfig:
     finish_by: float | None = None          # seconds in all: start no epoch that would end after it; then test
     checkpoint_every_steps: int | None = None
     stop_after_steps: int | None = None     # stop (as if killed) after this many optimizer steps in total
-    progress: bool = True                   # tqdm bars (only shown on a terminal)
+    progress: bool = True                   # tqdm bars on a terminal; elsewhere (a log file, a notebook) plain lines
+    log_every: float | None = 60.0          # ... one every this many seconds of an epoch (None: none)
     verbose: bool = True                    # one line per epoch
 
     def __post_init__(self):
@@ -402,12 +403,17 @@ class Trainer:
         bar = tqdm(batches, total=total, desc=f'epoch {self.epoch + 1}/{c.epochs}', leave=False,
                    disable=not (c.progress and _isatty()))
         skip = self.step_in_epoch
+        plain = bar.disable and c.progress and c.log_every is not None   # no bar to watch: print a line now and then
+        t_line = t_steps = time.monotonic()
         for i, batch in enumerate(bar):
             if i < skip: continue   # done before the checkpoint we resumed from
             self.loss_sum += self._step(batch).to(torch.float64)
             self.loss_count += 1; self.step_in_epoch = i + 1; self.global_step += 1
             if bar.disable is False and self.global_step % 20 == 0:
                 bar.set_postfix(loss=f'{(self.loss_sum / self.loss_count).item():.4f}')
+            if plain and time.monotonic() - t_line >= c.log_every:
+                t_line = time.monotonic()
+                self._log(self._progress_line(i + 1, total, (i + 1 - skip) / max(t_line - t_steps, 1e-9)))
             killed = c.stop_after_steps is not None and self.global_step >= c.stop_after_steps
             over = c.time_budget is not None and self._session_seconds() >= c.time_budget
             if killed or over:
@@ -420,6 +426,13 @@ class Trainer:
         bar.close()
         self._epoch_seconds = time.monotonic() - t_epoch
         return 'done'
+
+    def _progress_line(self, step: int, total: int | None, rate: float) -> str:
+        "One line of progress within an epoch, for logs and notebooks where no bar is drawn."
+        line = f'  epoch {self.epoch + 1}/{self.config.epochs}  step {step:,}' + (f'/{total:,}' if total else '')
+        line += f'  train_loss {(self.loss_sum / max(self.loss_count, 1)).item():.4f}  {rate:.3g} steps/s'
+        if total: line += f'  epoch done in ~{(total - step) / rate / 60:.1f} min'
+        return line
 
     def _end_epoch(self):
         c = self.config
