@@ -284,6 +284,7 @@ class Trainer:
         self.best_value, self.best_epoch, self.bad_epochs, self.stopped_early = None, None, 0, False
         self.stopped_by: str | None = None   # 'patience' or 'finish_by' once training stops before `epochs`
         self.elapsed_before = 0.0
+        self.epoch_seconds_before = 0.0   # seconds of the current epoch's steps run before the checkpoint resumed from
 
     def _checkpoint(self) -> dict:
         return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
@@ -292,7 +293,8 @@ class Trainer:
                 'loss_sum': self.loss_sum.cpu(), 'loss_count': self.loss_count, 'history': self.history,
                 'best_state': self.best_state, 'best_value': self.best_value, 'best_epoch': self.best_epoch,
                 'bad_epochs': self.bad_epochs, 'stopped_early': self.stopped_early, 'stopped_by': self.stopped_by,
-                'elapsed': self.elapsed_before + self._session_seconds(), 'config': _jsonable(asdict(self.config))}
+                'elapsed': self.elapsed_before + self._session_seconds(),
+                'epoch_seconds': self._epoch_seconds_so_far() if self.step_in_epoch else 0.0, 'config': _jsonable(asdict(self.config))}
 
     def save_checkpoint(self) -> Path:
         return save_split(self._checkpoint(), self.checkpoint_dir, 'checkpoint', self.part_bytes)
@@ -307,11 +309,13 @@ class Trainer:
         self.history, self.best_state = ck['history'], ck['best_state']
         self.best_value, self.best_epoch, self.bad_epochs = ck['best_value'], ck['best_epoch'], ck['bad_epochs']
         self.stopped_early, self.elapsed_before = ck['stopped_early'], ck['elapsed']
+        self.epoch_seconds_before = ck.get('epoch_seconds', 0.0)   # absent in checkpoints older than this field
         self.stopped_by = ck.get('stopped_by', 'patience' if ck['stopped_early'] else None)
         set_rng_state(ck['rng'])   # last: loading must not disturb the restored random states
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _session_seconds(self) -> float: return time.monotonic() - self._t0
+    def _epoch_seconds_so_far(self) -> float: return self.epoch_seconds_before + time.monotonic() - self._t_epoch
 
     def _autocast(self):
         if not self.use_bf16: return torch.autocast('cpu', enabled=False)
@@ -397,7 +401,7 @@ class Trainer:
     def _train_epoch(self) -> str:
         c = self.config
         from tqdm.auto import tqdm
-        t_epoch = time.monotonic()
+        self._t_epoch = time.monotonic()
         batches = self.train_batches(self.epoch, epoch_generator(c.seed, self.epoch))
         total = len(batches) if hasattr(batches, '__len__') else None
         bar = tqdm(batches, total=total, desc=f'epoch {self.epoch + 1}/{c.epochs}', leave=False,
@@ -424,7 +428,7 @@ class Trainer:
                 return 'interrupted'
             if c.checkpoint_every_steps and self.global_step % c.checkpoint_every_steps == 0: self.save_checkpoint()
         bar.close()
-        self._epoch_seconds = time.monotonic() - t_epoch
+        self._epoch_seconds, self.epoch_seconds_before = self._epoch_seconds_so_far(), 0.0   # a resumed epoch: both parts
         return 'done'
 
     def _progress_line(self, step: int, total: int | None, rate: float) -> str:
