@@ -3,7 +3,9 @@
 
 Synthetic batches with realistic shapes (SQuAD: batch 64, passages of ~150-300 tokens, questions of 30,
 up to 16 characters a word; passage lengths drawn in [0.7 T, T] so packing and masks do real work).
-A training step is forward + backward + Adam, as in training; prediction is forward + span decoding.
+A training step is forward + backward + Adam, as in training; prediction is forward + span decoding. Batches start
+on the CPU and the model copies them to the device, as in training (results/bench-rnet-h200.json was made before
+this change, with batches already on the device).
 
     python bench/rnet.py --device cuda                       # both forms, passages 150 and 300
     python bench/rnet.py --forms fast --passage 300 --steps 20 --json results/bench-rnet.json
@@ -51,7 +53,8 @@ def bench_one(form: str, passage: int, args, device) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = [synthetic_batch(args.batch, passage, args.question, args.word_len, args.vocab, args.chars, g)
                for _ in range(2)]
-    batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
+    # batches stay on the CPU, as in training (bundle_batch builds them there): the model copies them to the device,
+    # and reads the passage lengths that packing needs from the CPU mask, without waiting for the GPU
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
 
     def train_step(b):

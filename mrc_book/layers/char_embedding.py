@@ -46,6 +46,7 @@ class CharEmbedding(nn.Module):
         self.rnn = BiRNN(char_dim, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.pad_index = pad_index
+        self.select_words: bool | None = None   # run the BiGRU on words with characters only; None: on CPU, not on CUDA
 
     @property
     def output_size(self) -> int: return self.rnn.output_size
@@ -55,6 +56,11 @@ class CharEmbedding(nn.Module):
         B, T, W = chars.shape
         flat = chars.reshape(B * T, W)
         char_mask = flat != self.pad_index
+        select = (not flat.is_cuda) if self.select_words is None else self.select_words
+        if not select:
+            # every word slot, padding too: no host sync (nonzero would need one); empty words get a zero final state
+            _, final = self.rnn(self.dropout(self.embed(flat)), char_mask)
+            return final.view(B, T, -1)
         real = char_mask.any(1).nonzero().squeeze(1)        # only words that have characters
         out = flat.new_zeros(B * T, self.output_size, dtype=self.embed.weight.dtype)
         if real.numel():

@@ -48,10 +48,11 @@ def make_attention(score: str, key_size: int, query_size: int, hidden_size: int,
     raise ValueError(f"score must be 'additive' or 'scaled_dot', got {score!r}")
 
 # %% ../../nbs/28_layers.gated_attention.ipynb #e7dae95b
-def packed_rnn(rnn: nn.RNNBase, x: Tensor, mask: Tensor) -> Tensor:
-    "Run a batch-first `rnn` over right-padded `x` [B,T,D] so padding never reaches real outputs; zero at padding."
+def packed_rnn(rnn: nn.RNNBase, x: Tensor, mask: Tensor, lengths: Tensor | None = None) -> Tensor:
+    """Run a batch-first `rnn` over right-padded `x` [B,T,D] so padding never reaches real outputs; zero at padding.
+    `lengths` [B] (= mask.sum(1)) on the CPU, when the caller has them, spares a GPU-to-host copy and its sync."""
     T = x.shape[1]
-    lengths = mask.sum(1).clamp(min=1).cpu()    # packing rejects length 0
+    lengths = (mask.sum(1) if lengths is None else lengths).clamp(min=1).cpu()    # packing rejects length 0
     out, _ = rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
     return out * mask.unsqueeze(-1).to(out.dtype)
@@ -86,17 +87,17 @@ class GatedAttentionRNN(nn.Module):
         s = additive_scores(keys_proj, queries_proj, self.attention.v, self.attention.chunk_size)
         return masked_softmax(s, q_mask.unsqueeze(1)) @ u_q
 
-    def forward(self, u_p: Tensor, p_mask: Tensor, u_q: Tensor, q_mask: Tensor) -> Tensor:
-        "u_p [B,T,d_p], p_mask [B,T], u_q [B,J,d_q], q_mask [B,J] -> v_p [B,T,H·dirs] (zero at padding)."
-        if self.form == 'fast': return self._forward_fast(u_p, p_mask, u_q, q_mask)
+    def forward(self, u_p: Tensor, p_mask: Tensor, u_q: Tensor, q_mask: Tensor, p_lengths: Tensor | None = None) -> Tensor:
+        "u_p [B,T,d_p], p_mask [B,T], u_q [B,J,d_q], q_mask [B,J] -> v_p [B,T,H·dirs] (zero at padding); p_lengths: see `packed_rnn`."
+        if self.form == 'fast': return self._forward_fast(u_p, p_mask, u_q, q_mask, p_lengths)
         return self._forward_recurrent(u_p, p_mask, u_q, q_mask)
 
-    def _forward_fast(self, u_p, p_mask, u_q, q_mask):
+    def _forward_fast(self, u_p, p_mask, u_q, q_mask, p_lengths=None):
         if isinstance(self.attention, AdditiveAttention):
             c = self._attend(self.attention.W_u(u_q), u_q, q_mask, self.attention.W_v(u_p))
         else:
             c, _ = self.attention(u_q, q_mask, u_p)
-        return packed_rnn(self.rnn, self.gate(u_p, c), p_mask)
+        return packed_rnn(self.rnn, self.gate(u_p, c), p_mask, p_lengths)
 
     def _forward_recurrent(self, u_p, p_mask, u_q, q_mask):
         B, T, _ = u_p.shape

@@ -43,9 +43,11 @@ class BiRNN(nn.Module):
         B, T, _ = x.shape
         if mask is None: mask = torch.ones(B, T, dtype=torch.bool, device=x.device)
         lengths = mask.sum(1)
-        if not torch.equal(mask, torch.arange(T, device=x.device)[None] < lengths[:, None]):
-            raise ValueError("BiRNN needs prefix masks (real tokens first, then padding); got a mask with holes "
-                             "or left padding. Right-pad the batch (mrc_book.text.pad_sequences does).")
+        msg = ("BiRNN needs prefix masks (real tokens first, then padding); got a mask with holes "
+               "or left padding. Right-pad the batch (mrc_book.text.pad_sequences does).")
+        expected = torch.arange(T, device=x.device)[None] < lengths[:, None]
+        if x.is_cuda: torch._assert_async((mask == expected).all(), msg)   # checked on the GPU: no host sync
+        elif not torch.equal(mask, expected): raise ValueError(msg)
         keep = mask.unsqueeze(-1).to(x.dtype)
         outputs, inp = [], x
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
