@@ -285,6 +285,7 @@ class Trainer:
         self.stopped_by: str | None = None   # 'patience' or 'finish_by' once training stops before `epochs`
         self.elapsed_before = 0.0
         self.epoch_seconds_before = 0.0   # seconds of the current epoch's steps run before the checkpoint resumed from
+        self.sessions: list[dict] = []    # the earlier invocations of a resumed run (`_session`)
 
     def _checkpoint(self) -> dict:
         return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
@@ -293,7 +294,8 @@ class Trainer:
                 'loss_sum': self.loss_sum.cpu(), 'loss_count': self.loss_count, 'history': self.history,
                 'best_state': self.best_state, 'best_value': self.best_value, 'best_epoch': self.best_epoch,
                 'bad_epochs': self.bad_epochs, 'stopped_early': self.stopped_early, 'stopped_by': self.stopped_by,
-                'elapsed': self.elapsed_before + self._session_seconds(),
+                'elapsed': self.elapsed_before + self._session_seconds(), 'notes': self.notes,
+                'sessions': self.sessions + [self._session()],
                 'epoch_seconds': self._epoch_seconds_so_far() if self.step_in_epoch else 0.0, 'config': _jsonable(asdict(self.config))}
 
     def save_checkpoint(self) -> Path:
@@ -311,10 +313,16 @@ class Trainer:
         self.stopped_early, self.elapsed_before = ck['stopped_early'], ck['elapsed']
         self.epoch_seconds_before = ck.get('epoch_seconds', 0.0)   # absent in checkpoints older than this field
         self.stopped_by = ck.get('stopped_by', 'patience' if ck['stopped_early'] else None)
+        old = ck.get('notes', [])   # notes and sessions: absent in checkpoints older than these fields
+        self.notes, self.sessions = old + [n for n in self.notes if n not in old], ck.get('sessions', [])
         set_rng_state(ck['rng'])   # last: loading must not disturb the restored random states
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _session_seconds(self) -> float: return time.monotonic() - self._t0
+    def _session(self) -> dict:
+        "This invocation: the code, the machine, the global steps it ran (from, to) and its seconds."
+        return {'git_commit': self._commit, 'device': device_name(self.device), 'torch': str(torch.__version__),
+                'steps': [self._first_step, self.global_step], 'seconds': round(self._session_seconds(), 3)}
     def _epoch_seconds_so_far(self) -> float: return self.epoch_seconds_before + time.monotonic() - self._t_epoch
 
     def _autocast(self):
@@ -388,6 +396,7 @@ class Trainer:
             set_seed(c.seed)
             self._log(f'{self.run_name}: {sum(p.numel() for p in self.model.parameters()):,} parameters, '
                       f'{c.epochs} epochs, {c.optimizer} lr {c.lr:g}, on {device_name(self.device)}')
+        self._first_step = self.global_step
         for n in self.notes: warnings.warn(n)
         self.model.train()
         status = 'completed'
@@ -489,6 +498,7 @@ class Trainer:
                   'parameters': sum(p.numel() for p in self.model.parameters()),
                   'wall_seconds': round(self.elapsed_before + self._session_seconds(), 3), 'status': status,
                   'steps': self.global_step, 'history': self.history, 'final': final, 'notes': self.notes,
+                  'sessions': self.sessions + [self._session()],   # one per invocation; several for a resumed run
                   'meta': {k: v for k, v in self.meta.items() if k not in ('model', 'dataset', 'task')},
                   'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
         record = _jsonable(record)

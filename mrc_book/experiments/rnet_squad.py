@@ -360,7 +360,8 @@ def train_rnet_squad(cfg: RNetSquadConfig, profile: str, device: str = 'cpu', re
             'train_questions_used': len(train_idx), 'train_max_len': cfg.train_max_len,
             'valid_questions': len(valid['dev']['ids']), 'test_questions': n_dev,
             'test_is': 'every dev question of the bundle, full passages (SQuAD test is hidden)',
-            'predictions': str(results_dir/f'{run_name}.predictions.json'), 'saved_model': str(checkpoint_dir/'model')}
+            # the predictions file lies beside the record; the model where this machine saved it
+            'predictions': f'{run_name}.predictions.json', 'saved_model': str(checkpoint_dir/'model')}
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='rnet-squad', profile=profile,
                       run_name=run_name, meta=meta, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
     return trainer.fit(resume=resume)
