@@ -2,8 +2,10 @@
 """R-NET speed at the report's sizes: training examples/second and prediction time, both attention forms.
 
 Synthetic batches with realistic shapes (SQuAD: batch 64, passages of ~150-300 tokens, questions of 30,
-up to 16 characters a word; passage lengths drawn in [0.7 T, T] so packing and masks do real work).
-A training step is forward + backward + Adam, as in training; prediction is forward + span decoding. Batches start
+up to 16 characters a word; passage lengths drawn in [0.7 T, T] so masks do real work).
+A training step is forward + backward + Adam, as in training; prediction is forward + span decoding. `ops/step`
+counts the operations one training step dispatches (a cuDNN GRU call is one; on a CPU a GRU decomposes into
+per-time-step operations, so there the count mostly measures the GRUs). Batches start
 on the CPU and the model copies them to the device, as in training (results/bench-rnet-h200.json was made before
 this change, with batches already on the device).
 
@@ -16,6 +18,7 @@ import argparse, json, platform, sys, time
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mrc_book.models.rnet import RNet, RNetConfig  # noqa: E402
@@ -41,6 +44,14 @@ def synthetic_batch(batch: int, passage: int, question: int, word_len: int, voca
                 question_mask=qm, start=start, end=end)
 
 
+class OpCount(TorchDispatchMode):
+    "Count the operations dispatched inside the `with` block (views included)."
+    def __enter__(self): self.n = 0; return super().__enter__()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
 def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
@@ -53,8 +64,7 @@ def bench_one(form: str, passage: int, args, device) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = [synthetic_batch(args.batch, passage, args.question, args.word_len, args.vocab, args.chars, g)
                for _ in range(2)]
-    # batches stay on the CPU, as in training (bundle_batch builds them there): the model copies them to the device,
-    # and reads the passage lengths that packing needs from the CPU mask, without waiting for the GPU
+    # batches stay on the CPU, as in training (bundle_batch builds them there): the model copies them to the device
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
 
     def train_step(b):
@@ -68,6 +78,7 @@ def bench_one(form: str, passage: int, args, device) -> dict:
     sync(device); t0 = time.perf_counter()
     for i in range(args.steps): train_step(batches[i % 2])
     sync(device); train_s = (time.perf_counter() - t0) / args.steps
+    with OpCount() as ops: train_step(batches[0])
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None
 
     model.eval()
@@ -77,7 +88,7 @@ def bench_one(form: str, passage: int, args, device) -> dict:
     sync(device); pred_s = (time.perf_counter() - t0) / args.steps
     return dict(form=form, passage=passage, batch=args.batch, train_ms_per_step=1000 * train_s,
                 train_examples_per_s=args.batch / train_s, predict_ms_per_batch=1000 * pred_s,
-                predict_examples_per_s=args.batch / pred_s, peak_train_mib=peak)
+                predict_examples_per_s=args.batch / pred_s, peak_train_mib=peak, ops_per_step=ops.n)
 
 
 def main(argv=None):
@@ -106,7 +117,7 @@ def main(argv=None):
     print(f'R-NET, hidden 75, batch {args.batch}, question {args.question}, {args.word_len} chars/word, '
           f'{args.score} attention, on {name} (torch {torch.__version__})')
     print(f"{'form':<10} {'T':>4} {'train ms/step':>14} {'train ex/s':>11} {'predict ms/batch':>17} "
-          f"{'predict ex/s':>13} {'peak MiB':>9}")
+          f"{'predict ex/s':>13} {'peak MiB':>9} {'ops/step':>9}")
     rows = []
     for form in args.forms:
         for T in args.passage:
@@ -114,7 +125,7 @@ def main(argv=None):
             rows.append(r)
             peak = f"{r['peak_train_mib']:.0f}" if r['peak_train_mib'] is not None else '-'
             print(f"{form:<10} {T:>4} {r['train_ms_per_step']:>14.1f} {r['train_examples_per_s']:>11.1f} "
-                  f"{r['predict_ms_per_batch']:>17.1f} {r['predict_examples_per_s']:>13.1f} {peak:>9}", flush=True)
+                  f"{r['predict_ms_per_batch']:>17.1f} {r['predict_examples_per_s']:>13.1f} {peak:>9} {r['ops_per_step']:>9,}", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         from mrc_book.training import hardware_info   # which CPU: two can share a name and not a speed

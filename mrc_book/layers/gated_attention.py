@@ -7,13 +7,12 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn, Tensor
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .attention import masked_softmax
 from .additive_attention import AdditiveAttention, additive_scores
-from .rnn import BiRNN
+from .rnn import BiRNN, reverse_padded
 
 # %% auto #0
-__all__ = ['InputGate', 'ScaledDotAttention', 'make_attention', 'packed_rnn', 'GatedAttentionRNN', 'SelfMatching']
+__all__ = ['InputGate', 'ScaledDotAttention', 'make_attention', 'masked_gru', 'GatedAttentionRNN', 'SelfMatching']
 
 # %% ../../nbs/28_layers.gated_attention.ipynb #6b1d0b52
 class InputGate(nn.Module):
@@ -48,13 +47,18 @@ def make_attention(score: str, key_size: int, query_size: int, hidden_size: int,
     raise ValueError(f"score must be 'additive' or 'scaled_dot', got {score!r}")
 
 # %% ../../nbs/28_layers.gated_attention.ipynb #e7dae95b
-def packed_rnn(rnn: nn.RNNBase, x: Tensor, mask: Tensor, lengths: Tensor | None = None) -> Tensor:
-    """Run a batch-first `rnn` over right-padded `x` [B,T,D] so padding never reaches real outputs; zero at padding.
-    `lengths` [B] (= mask.sum(1)) on the CPU, when the caller has them, spares a GPU-to-host copy and its sync."""
-    T = x.shape[1]
-    lengths = (mask.sum(1) if lengths is None else lengths).clamp(min=1).cpu()    # packing rejects length 0
-    out, _ = rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
-    out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+def masked_gru(rnn: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
+    """Run a one-layer, batch-first (bi)directional `rnn` over right-padded `x` [B,T,D] (prefix `mask` [B,T]) so
+    that padding never reaches real outputs; zero at padding. No packing: the forward direction reads the batch
+    as it is, the reverse direction each row's real steps reversed; the weights are `rnn`'s own."""
+    if rnn.num_layers != 1 or not rnn.batch_first or not rnn.bias:
+        raise ValueError('masked_gru runs one-layer, batch-first GRUs with biases')
+    n, h0 = mask.sum(1), x.new_zeros(1, x.shape[0], rnn.hidden_size)
+    def one_way(inp: Tensor, sfx: str) -> Tensor:
+        w = [getattr(rnn, f'{k}_l0{sfx}') for k in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')]
+        return torch.gru(inp, h0, w, True, 1, 0.0, rnn.training, False, True)[0]
+    out = one_way(x, '')
+    if rnn.bidirectional: out = torch.cat([out, reverse_padded(one_way(reverse_padded(x, n), '_reverse'), n)], -1)
     return out * mask.unsqueeze(-1).to(out.dtype)
 
 class GatedAttentionRNN(nn.Module):
@@ -87,17 +91,17 @@ class GatedAttentionRNN(nn.Module):
         s = additive_scores(keys_proj, queries_proj, self.attention.v, self.attention.chunk_size)
         return masked_softmax(s, q_mask.unsqueeze(1)) @ u_q
 
-    def forward(self, u_p: Tensor, p_mask: Tensor, u_q: Tensor, q_mask: Tensor, p_lengths: Tensor | None = None) -> Tensor:
-        "u_p [B,T,d_p], p_mask [B,T], u_q [B,J,d_q], q_mask [B,J] -> v_p [B,T,H·dirs] (zero at padding); p_lengths: see `packed_rnn`."
-        if self.form == 'fast': return self._forward_fast(u_p, p_mask, u_q, q_mask, p_lengths)
+    def forward(self, u_p: Tensor, p_mask: Tensor, u_q: Tensor, q_mask: Tensor) -> Tensor:
+        "u_p [B,T,d_p], p_mask [B,T], u_q [B,J,d_q], q_mask [B,J] -> v_p [B,T,H·dirs] (zero at padding)."
+        if self.form == 'fast': return self._forward_fast(u_p, p_mask, u_q, q_mask)
         return self._forward_recurrent(u_p, p_mask, u_q, q_mask)
 
-    def _forward_fast(self, u_p, p_mask, u_q, q_mask, p_lengths=None):
+    def _forward_fast(self, u_p, p_mask, u_q, q_mask):
         if isinstance(self.attention, AdditiveAttention):
             c = self._attend(self.attention.W_u(u_q), u_q, q_mask, self.attention.W_v(u_p))
         else:
             c, _ = self.attention(u_q, q_mask, u_p)
-        return packed_rnn(self.rnn, self.gate(u_p, c), p_mask, p_lengths)
+        return masked_gru(self.rnn, self.gate(u_p, c), p_mask)
 
     def _forward_recurrent(self, u_p, p_mask, u_q, q_mask):
         B, T, _ = u_p.shape

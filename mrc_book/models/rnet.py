@@ -108,14 +108,12 @@ class RNet(nn.Module):
 
     def forward(self, batch: dict) -> tuple[Tensor, Tensor]:
         "batch (see the table) -> (start_logits, end_logits), each [B,T]."
-        cm = batch.get('context_mask')
-        p_lengths = cm.sum(1) if cm is not None and cm.device.type == 'cpu' else None   # for packing, read without a GPU sync
         b = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         p_mask = b.get('context_mask', b['context_words'] != 0)
         q_mask = b.get('question_mask', b['question_words'] != 0)
         u_p = self.encode(b['context_words'], b['context_chars'], p_mask, self.passage_encoder)
         u_q = self.encode(b['question_words'], b['question_chars'], q_mask, self.question_encoder)
-        v_p = self.gated_attention(self.drop(u_p), p_mask, self.drop(u_q), q_mask, p_lengths)   # eq. 2-6
+        v_p = self.gated_attention(self.drop(u_p), p_mask, self.drop(u_q), q_mask)   # eq. 2-6
         h_p = self.self_matching(self.drop(v_p), p_mask)                              # eq. 7-8
         if self.extra_rnn is not None: h_p = self.extra_rnn(self.drop(h_p), p_mask)[0]
         return self.pointer(self.drop(h_p), p_mask, self.drop(u_q), q_mask)          # eq. 9-11
