@@ -47,6 +47,11 @@ def make_attention(score: str, key_size: int, query_size: int, hidden_size: int,
     raise ValueError(f"score must be 'additive' or 'scaled_dot', got {score!r}")
 
 # %% ../../nbs/28_layers.gated_attention.ipynb #e7dae95b
+def _gru_weights(rnn: nn.GRU, reverse: bool = False) -> list[Tensor]:
+    "Layer 0's weight_ih, weight_hh, bias_ih, bias_hh of `rnn`, in its forward or reverse direction."
+    sfx = '_reverse' if reverse else ''
+    return [getattr(rnn, f'{k}_l0{sfx}') for k in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')]
+
 def masked_gru(rnn: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
     """Run a one-layer, batch-first (bi)directional `rnn` over right-padded `x` [B,T,D] (prefix `mask` [B,T]) so
     that padding never reaches real outputs; zero at padding. No packing: the forward direction reads the batch
@@ -54,11 +59,10 @@ def masked_gru(rnn: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
     if rnn.num_layers != 1 or not rnn.batch_first or not rnn.bias:
         raise ValueError('masked_gru runs one-layer, batch-first GRUs with biases')
     n, h0 = mask.sum(1), x.new_zeros(1, x.shape[0], rnn.hidden_size)
-    def one_way(inp: Tensor, sfx: str) -> Tensor:
-        w = [getattr(rnn, f'{k}_l0{sfx}') for k in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')]
-        return torch.gru(inp, h0, w, True, 1, 0.0, rnn.training, False, True)[0]
-    out = one_way(x, '')
-    if rnn.bidirectional: out = torch.cat([out, reverse_padded(one_way(reverse_padded(x, n), '_reverse'), n)], -1)
+    def one_way(inp: Tensor, reverse: bool) -> Tensor:
+        return torch.gru(inp, h0, _gru_weights(rnn, reverse), True, 1, 0.0, rnn.training, False, True)[0]
+    out = one_way(x, False)
+    if rnn.bidirectional: out = torch.cat([out, reverse_padded(one_way(reverse_padded(x, n), True), n)], -1)
     return out * mask.unsqueeze(-1).to(out.dtype)
 
 class GatedAttentionRNN(nn.Module):
@@ -109,8 +113,7 @@ class GatedAttentionRNN(nn.Module):
         queries_proj = self.attention.W_v(u_p)    # W^P_u u^P_t for every t, once
         outputs = []
         for d in range(2 if self.bidirectional else 1):
-            sfx = '_reverse' if d else ''
-            w = [getattr(self.rnn, f'{n}_l0{sfx}') for n in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')]
+            w = _gru_weights(self.rnn, reverse=bool(d))
             h = u_p.new_zeros(B, self.hidden_size)
             out = [None] * T
             for t in (range(T - 1, -1, -1) if d else range(T)):
