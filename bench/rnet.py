@@ -18,10 +18,10 @@ import argparse, json, platform, sys, time
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mrc_book.models.rnet import RNet, RNetConfig  # noqa: E402
+from mrc_book.training import OpCount  # noqa: E402
 
 
 def synthetic_batch(batch: int, passage: int, question: int, word_len: int, vocab: int, n_chars: int,
@@ -42,14 +42,6 @@ def synthetic_batch(batch: int, passage: int, question: int, word_len: int, voca
     end = torch.minimum(start + torch.randint(0, 16, (batch,), generator=generator), clen - 1)
     return dict(context_words=cw, context_chars=cc, context_mask=cm, question_words=qw, question_chars=qc,
                 question_mask=qm, start=start, end=end)
-
-
-class OpCount(TorchDispatchMode):
-    "Count the operations dispatched inside the `with` block (views included)."
-    def __enter__(self): self.n = 0; return super().__enter__()
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.n += 1
-        return func(*args, **(kwargs or {}))
 
 
 def sync(device):

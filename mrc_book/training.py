@@ -13,12 +13,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
            'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id',
-           'hardware_info', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state', 'Experiment',
-           'register_experiment', 'UnsupportedOption', 'run_experiment']
+           'hardware_info', 'OpCount', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state',
+           'Experiment', 'register_experiment', 'UnsupportedOption', 'run_experiment']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -212,6 +213,13 @@ def hardware_info(device: str | torch.device) -> dict:
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
     return info
+
+class OpCount(TorchDispatchMode):
+    "Count the operations dispatched inside the `with` block (views included): the host's work, op by op."
+    def __enter__(self): self.n = 0; return super().__enter__()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
 
 # %% ../nbs/04_training.ipynb #66504e6b
 def load_record(path: str | Path) -> dict:
