@@ -23,7 +23,8 @@ from ..training import TrainConfig, Trainer, register_experiment, save_split, lo
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'PROFILES', 'REPORT_DEV', 'KERAS_DEV', 'PrepareSpec', 'prepare_squad', 'load_prepared',
            'bundle_vocabs', 'split_lengths', 'bundle_batch', 'predict_split', 'split_articles', 'score_split',
-           'save_rnet', 'load_rnet', 'RNetSquadConfig', 'ensure_prepared', 'train_rnet_squad', 'rnet_squad']
+           'save_rnet', 'load_rnet', 'RNetSquadConfig', 'ensure_prepared', 'train_rnet_squad', 'rnet_squad',
+           'best_dev_so_far']
 
 # %% ../../nbs/60_rnet_squad.ipynb #07812bdb
 @dataclass
@@ -386,3 +387,10 @@ def rnet_squad(profile: str = 'quick', device: str = 'cpu', resume: bool = False
 # quoted, SQuAD v1.1 dev: the R-NET report's single model, and the public Keras attempt that seeded this project (its README)
 REPORT_DEV = {'em': 71.1, 'f1': 79.5}
 KERAS_DEV = {'em': 57.52, 'f1': 67.42}
+
+def best_dev_so_far(r: dict) -> dict | None:
+    """The dev epoch of a run still in progress that scores every dev question after each epoch: its best epoch so
+    far ({'epoch', 'valid_em', 'valid_f1', ...}), which its final test would re-score; None for any other run."""
+    if r.get('status') != 'interrupted' or not r.get('history') or r['meta']['valid_questions'] != r['meta']['test_questions']:
+        return None
+    return max(r['history'], key=lambda x: x['valid_f1'])
