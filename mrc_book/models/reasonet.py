@@ -38,7 +38,7 @@ class ReasoNetConfig:
     embed_dropout: float = 0.0
     reward: str = 'expected'            # see contrastive_reward_loss
     baseline: str = 'ratio'             # (r/b - 1), the form the paper adopts; or 'difference' (r - b)
-    paper_init: bool = False            # orthogonal recurrent weights, U(-0.01, 0.01) elsewhere (§4.1)
+    paper_init: bool = False            # §4.1's GRU init (orthogonal recurrent, U(-0.01, 0.01)), extended to every layer
 
     def __post_init__(self):
         if self.task not in ('graph', 'cloze'): raise ValueError(f"task must be 'graph' or 'cloze', got {self.task!r}")
@@ -151,7 +151,7 @@ class ReasoNet(nn.Module):
         if c.paper_init: self.reset_parameters_paper(keep_embeddings=embeddings is not None)
 
     def reset_parameters_paper(self, keep_embeddings: bool = True):
-        "§4.1: recurrent weights random orthogonal, every other weight U(-0.01, 0.01), biases 0."
+        "§4.1's GRU init (recurrent weights random orthogonal, the others U(-0.01, 0.01)); our extension: every other layer too, biases 0."
         for name, p in self.named_parameters():
             if name.startswith('embed.') and keep_embeddings: continue
             if 'weight_hh' in name:
