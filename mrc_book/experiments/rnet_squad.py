@@ -33,7 +33,7 @@ class PrepareSpec:
     name: str = 'squad-full'
     train_questions: int | None = None       # None: every training question (87,599, less the unusable ones)
     train_passage_filter: int | None = None  # keep only training passages of at most this many tokens (quick)
-    train_max_passage: int = 400             # training passages longer than this are cut here (the report's 400)
+    train_max_passage: int = 400             # training passages longer than this are cut here (the public re-implementations' 400; the report states none)
     dev_questions: int | None = None         # None: every dev question (10,570); dev passages are never cut
     char_min_freq: int = 5                   # rarer characters share the <unk> character
     max_word_len: int = 16                   # characters kept per word
@@ -268,7 +268,7 @@ class RNetSquadConfig:
 
     @classmethod
     def quick(cls) -> 'RNetSquadConfig':
-        "A pipeline check: 1,500 short training questions, 500 dev questions, hidden 16, 3 epochs of Adam."
+        "A pipeline check: 1,000 short training questions, 400 dev questions, hidden 16, 3 epochs of Adam."
         return cls(prepare=PrepareSpec('squad-quick', train_questions=1000, train_passage_filter=100,
                                        dev_questions=400), valid_questions=200,
                    model=RNetConfig.quick(),
@@ -282,7 +282,7 @@ class RNetSquadConfig:
 
     @classmethod
     def cpu(cls) -> 'RNetSquadConfig':
-        """What one CPU thread does in about 2.5 hours: the fast form at hidden 75, one encoder layer, every
+        """What one CPU thread does in about three hours: the fast form at hidden 75, one encoder layer, every
         training question whose passage has at most 120 tokens (36,214 of 87,489), 5 epochs of Adam."""
         return cls(prepare=PrepareSpec('squad-full'), train_questions=None, train_max_len=120,
                    valid_questions=500,
