@@ -147,6 +147,7 @@ def load_babi(task: int, split: str, setting: str = 'en-10k', valid_fraction: fl
                     f"en-valid-10k/qa3_valid.txt, deduplicated by story). Details: {e}") from None
             if not (task == 3 and setting == 'en-10k'): raise
             stories, files = _partial_qa3_stories(download); partial = True
+        pool = sum(len(exs) for exs in stories)   # questions before the train/valid split
         n_valid = round(valid_fraction * len(stories))
         held_out = set(random.Random(seed).sample(range(len(stories)), n_valid))
         keep = held_out if split == 'valid' else set(range(len(stories))) - held_out
@@ -154,9 +155,9 @@ def load_babi(task: int, split: str, setting: str = 'en-10k', valid_fraction: fl
     out = BabiSplit(ex for exs in stories for ex in exs)
     out.files, out.partial = files, partial
     if partial:
-        out.note = (f"PARTIAL: bAbI task 3 en-10k {split} drawn from {len(out):,} distinct questions of the official "
-                    f"10,000 (the en 1k training file + en-valid-10k/qa3_valid.txt, deduplicated by story); the full "
-                    f"en-10k/qa3 training file was not available.")
+        out.note = (f"PARTIAL: bAbI task 3 en-10k {split}: {len(out):,} questions, this split's part of the {pool:,} distinct "
+                    f"questions of the en 1k training file + en-valid-10k/qa3_valid.txt (deduplicated by story) that stand in "
+                    f"for the official 10,000; the full en-10k/qa3 training file was not available.")
         warnings.warn(out.note, stacklevel=2)
     return out
 

@@ -24,7 +24,7 @@ __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'TABLE2_MEMN2N', 'TABLE2_ENTN
            'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr', 'SelectedEntNets',
            'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
            'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main',
-           'babi_members', 'best_member_per_task']
+           'babi_members', 'best_member_per_task', 'protocol_gaps']
 
 # %% ../../nbs/41_entnet_babi.ipynb #bc9bf2d5
 MEMORY_WINDOW = 70          # most recent sentences kept (EntNet §5.2)
@@ -439,7 +439,8 @@ def babi_members(results_dir: str | Path, setting: str = 'en-10k', encoder: str 
                  profile: str = 'full', lr_cycle: tuple | None = None, story_mask_init: str = 'ones',
                  clip_sum: bool = False) -> list[dict]:
     """One row per (task, seed) member of every completed `entnet-babi` record in `results_dir` with this data setting and
-    recipe (encoder, tied keys, cyclic lr or none, the official code's story-mask init and summed-gradient clip)."""
+    recipe (encoder, tied keys, cyclic lr or none, the official code's story-mask init and summed-gradient clip). A member
+    trained in more than one record (a capped run, later rerun with the paper's budget) keeps the run of the longest budget."""
     want = (setting, encoder, tied, tuple(lr_cycle) if lr_cycle else None, story_mask_init, bool(clip_sum))
     rows = []
     for r in load_records(Path(results_dir)/f'entnet-babi-{profile}-*.json'):
@@ -455,13 +456,33 @@ def babi_members(results_dir: str | Path, setting: str = 'en-10k', encoder: str 
                          'device': r['device'], 'partial_data': m['partial_data'], 'train_questions': m['sizes']['train'],
                          'test_oov': m['window_stats']['test']['oov_words'] + m['window_stats']['test']['unknown_answers'],
                          'history': [h[f'valid_error_{n}'] for h in r['history']], 'record': Path(r['path']).name})
-    return rows
+    longest = {}
+    for row in rows:
+        key = (row['task'], row['seed'])
+        if key not in longest or (row['max_epochs'], row['epochs']) > (longest[key]['max_epochs'], longest[key]['epochs']):
+            longest[key] = row
+    return [r for r in rows if longest[(r['task'], r['seed'])] is r]
 
 def best_member_per_task(rows: Sequence[dict]) -> dict[int, dict]:
     "Per task, the member with the lowest best validation error, ties to the lowest seed (the paper's best-of-N protocol)."
     best = {}
     for row in sorted(rows, key=lambda r: (r['valid_error'], r['seed'])): best.setdefault(row['task'], row)
     return dict(sorted(best.items()))
+
+def protocol_gaps(rows: Sequence[dict], seeds: Sequence[int] = range(10), epochs: int = 200) -> dict[int, dict]:
+    """What the paper's protocol (best of `seeds` by validation, `epochs` each, the official stop at 0 validation error)
+    still needs, per task of `babi_members` rows: `settled` (no further run can change the chosen member), the seeds
+    with no run (`missing`) and those capped below `epochs` without reaching 0 validation error (`capped`)."""
+    seeds, out = list(seeds), {}
+    done = lambda r: r['valid_error'] == 0 or r['max_epochs'] >= epochs     # ran the budget, or stopped at 0
+    for t in sorted({r['task'] for r in rows}):
+        mine = {r['seed']: r for r in rows if r['task'] == t}
+        zero = sorted(s for s, r in mine.items() if r['valid_error'] == 0)
+        # ties go to the lowest seed: a 0 is final once every lower seed has run its course
+        settled = bool(zero) and all(s in mine and done(mine[s]) for s in seeds if s < zero[0])
+        out[t] = {'settled': settled, 'missing': [] if settled else [s for s in seeds if s not in mine],
+                  'capped': [] if settled else sorted(s for s, r in mine.items() if s in seeds and not done(r))}
+    return out
 
 # %% ../../nbs/41_entnet_babi.ipynb #78ec0932
 # EntNet paper (Henaff et al., ICLR 2017): test error (%) per bAbI task, quoted.
