@@ -9,7 +9,7 @@ import torch
 from torch import nn, Tensor
 from .attention import masked_softmax
 from .additive_attention import AdditiveAttention, additive_scores
-from .rnn import BiRNN, reverse_padded
+from .rnn import BiRNN, reverse_index, reverse_padded
 
 # %% auto #0
 __all__ = ['InputGate', 'ScaledDotAttention', 'make_attention', 'masked_gru', 'GatedAttentionRNN', 'SelfMatching']
@@ -62,7 +62,9 @@ def masked_gru(rnn: nn.GRU, x: Tensor, mask: Tensor) -> Tensor:
     def one_way(inp: Tensor, reverse: bool) -> Tensor:
         return torch.gru(inp, h0, _gru_weights(rnn, reverse), True, 1, 0.0, rnn.training, False, True)[0]
     out = one_way(x, False)
-    if rnn.bidirectional: out = torch.cat([out, reverse_padded(one_way(reverse_padded(x, n), True), n)], -1)
+    if rnn.bidirectional:
+        rev = reverse_index(n, x.shape[1])
+        out = torch.cat([out, reverse_padded(one_way(reverse_padded(x, index=rev), True), index=rev)], -1)
     return out * mask.unsqueeze(-1).to(out.dtype)
 
 class GatedAttentionRNN(nn.Module):

@@ -8,15 +8,19 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['reverse_padded', 'BiRNN']
+__all__ = ['reverse_index', 'reverse_padded', 'BiRNN']
 
 # %% ../../nbs/23_layers.rnn.ipynb #2af41b21
-def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    "Reverse the first `lengths[b]` steps of each row of x[B,T,...]; padding stays in place. Its own inverse."
-    T = x.shape[1]
-    steps = torch.arange(T, device=x.device)[None]
-    idx = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
-    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand_as(x))
+def reverse_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    "idx[B,T]: step t of row b comes from step lengths[b]-1-t while t < lengths[b], from itself at padding."
+    steps = torch.arange(T, device=lengths.device)[None]
+    return torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor | None = None, index: torch.Tensor | None = None) -> torch.Tensor:
+    """Reverse the first `lengths[b]` steps of each row of x[B,T,...]; padding stays in place. Its own inverse.
+    A caller that reverses several tensors of one batch passes `index=reverse_index(lengths, T)` once (fewer ops)."""
+    if index is None: index = reverse_index(lengths, x.shape[1])
+    return x.gather(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
 class BiRNN(nn.Module):
     "Stacked bidirectional GRU/LSTM over a right-padded batch; padding never changes the real outputs."
@@ -49,12 +53,13 @@ class BiRNN(nn.Module):
         if x.is_cuda: torch._assert_async((mask == expected).all(), msg)   # checked on the GPU: no host sync
         elif not torch.equal(mask, expected): raise ValueError(msg)
         keep = mask.unsqueeze(-1).to(x.dtype)
+        rev = reverse_index(lengths, T)   # one index for every layer and both reversals
         outputs, inp = [], x
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
             if i > 0: inp = self.dropout(inp)
             out_f, _ = fwd(inp)
-            out_b, _ = bwd(reverse_padded(inp, lengths))
-            out = torch.cat([out_f, reverse_padded(out_b, lengths)], dim=-1) * keep     # zeros at padding
+            out_b, _ = bwd(reverse_padded(inp, index=rev))
+            out = torch.cat([out_f, reverse_padded(out_b, index=rev)], dim=-1) * keep     # zeros at padding
             outputs.append(out)
             inp = out
         last = (lengths - 1).clamp(min=0)
