@@ -5,23 +5,26 @@ against a memory network and an LSTM, and the EntNet on stories longer than any 
 
 # %% ../../nbs/42_entnet_world_model.ipynb #313a3429
 from __future__ import annotations
-import time
+import json, time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..data.worldmodel import generate_world_stories, WORLD_VOCAB
+from ..data.worldmodel import (generate_world_stories, WORLD_VOCAB, WORLD_ANSWERS, WorldExample, AGENTS,
+                                      DIRECTIONS, location_token)
 from ..models.entnet import EntNet
 from ..models.memn2n import MemN2N
 from ..models.lstm_reader import LSTMReader
 from ..text import Vocab, bucket_batches
-from ..training import TrainConfig, Trainer, register_experiment, load_record
+from ..training import TrainConfig, Trainer, register_experiment, load_record, load_best_state, git_commit
 
 # %% auto #0
-__all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WorldTensors', 'world_tensors', 'world_train_config', 'WorldRun',
-           'make_world_model', 'train_world_run', 'world_runs', 'entnet_world']
+__all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'WorldTensors', 'world_tensors',
+           'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
+           'agent_path', 'world_error_analysis', 'world_predictions', 'refresh_world_analysis']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -203,3 +206,81 @@ def entnet_world(profile: str = 'quick', device: str = 'cpu', resume: bool = Fal
 PAPER_TABLE_1A = {'MemN2N': {10: 0.09, 20: 0.633, 40: 0.896}, 'LSTM': {10: 0.0, 20: 0.157, 40: 0.226},
                   'EntNet': {10: 0.0, 20: 0.0, 40: 0.0}}
 PAPER_TABLE_1B = {20: 0.0, 30: 0.0, 40: 0.0, 50: 0.01, 60: 0.03, 70: 0.05, 80: 0.08}
+
+# %% ../../nbs/42_entnet_world_model.ipynb #8da89c4f
+def agent_path(story: list[list[str]], agent: str) -> list[tuple[int, int]]:
+    "The cells `agent` occupies in `story`: its placement, then its cell after each of its moves."
+    path, heading = [], None
+    for s in story:
+        if s[0] != agent: continue
+        if s[1] == 'is': path.append(tuple(map(int, s[3].strip('()').split(','))))
+        elif s[1].startswith('faces-'): heading = s[1][-1]
+        else:
+            (x, y), (dx, dy), k = path[-1], DIRECTIONS[heading], int(s[1][len('moves-'):])
+            path.append((x + dx * k, y + dy * k))
+    return path
+
+def _cell(token: str) -> tuple[int, int] | None:
+    "(x, y) of a location token such as '(2,9)'; None for any other word."
+    return tuple(map(int, token.strip('()').split(','))) if token in WORLD_ANSWERS else None
+
+WRONG_KINDS = ('not a location', "the other agent's cell", 'a cell it held earlier', '1 step away', '2 steps away',
+               '3-5 steps away', '6+ steps away')
+
+def world_error_analysis(examples: list[WorldExample], predicted: list[str]) -> dict:
+    """Sort the wrong answers among `predicted` (one word per example) by kind (`WRONG_KINDS`, first match wins; the
+    distance is Manhattan, in cells), and count questions and errors by the asked agent's number of moves."""
+    kinds, by_moves = dict.fromkeys(WRONG_KINDS, 0), {}
+    for e, p in zip(examples, predicted, strict=True):
+        path = agent_path(e.story, e.agent)
+        n, wrong = by_moves.get(len(path) - 1, (0, 0))
+        by_moves[len(path) - 1] = (n + 1, wrong + (p != e.answer))
+        if p == e.answer: continue
+        other = next(a for a in AGENTS if a != e.agent)
+        cell, truth = _cell(p), path[-1]
+        if cell is None: kind = 'not a location'
+        elif cell == agent_path(e.story, other)[-1]: kind = "the other agent's cell"
+        elif cell in path[:-1]: kind = 'a cell it held earlier'
+        else:
+            d = abs(cell[0] - truth[0]) + abs(cell[1] - truth[1])
+            kind = '1 step away' if d == 1 else '2 steps away' if d == 2 else '3-5 steps away' if d <= 5 else '6+ steps away'
+        kinds[kind] += 1
+    return {'questions': len(examples), 'wrong': sum(kinds.values()), 'kinds': kinds,
+            'by_moves': {str(m): list(v) for m, v in sorted(by_moves.items())}}
+
+@torch.no_grad()
+def world_predictions(model: nn.Module, examples: list[WorldExample], batch_size: int = 500) -> list[str]:
+    "The word `model` answers for each example."
+    model.eval()
+    out = []
+    for i in range(0, len(examples), batch_size):
+        t = world_tensors(examples[i:i + batch_size])
+        out += [WORLD_WORDS.itos[j] for j in model(t.story, t.query).argmax(-1).tolist()]
+    return out
+
+def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
+    """Add `analysis` (per tested length: `world_error_analysis` of the run's best weights on its own test stories,
+    regenerated from the record's seed) to a completed world-model run record; notes the refresh in the record."""
+    path = Path(record_path)
+    record = json.loads(path.read_text())
+    if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
+    if not (ckpt/'best.json').is_file():
+        raise FileNotFoundError(f"{ckpt}: no best weights of run {record['run']}; rerun it, or pass checkpoint_dir")
+    m = record['meta']
+    train_T = m['train_T'] if isinstance(m['train_T'], int) else tuple(m['train_T'])
+    model = make_world_model(WorldRun(record['task'].split('-')[0], train_T, test_T=m['test_T']))
+    model.load_state_dict(load_best_state(ckpt))
+    analysis = {}
+    for T in m['test_T']:
+        test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
+        analysis[f'T{T}'] = world_error_analysis(test, world_predictions(model, test))
+        if abs(100 * analysis[f'T{T}']['wrong'] / len(test) - record['final'][f'test_error_T{T}']) > 1e-6:
+            raise RuntimeError(f"{path}: the weights in {ckpt} give another test error at T = {T} than the record's")
+    record['analysis'] = analysis
+    record['notes'] = record.get('notes', []) + [
+        f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis added by refresh_world_analysis from the run's best weights "
+        f"(code {git_commit()[:7]})"]
+    path.write_text(json.dumps(record, indent=1) + '\n')
+    return record
+
