@@ -224,13 +224,14 @@ def _cell(token: str) -> tuple[int, int] | None:
     "(x, y) of a location token such as '(2,9)'; None for any other word."
     return tuple(map(int, token.strip('()').split(','))) if token in WORLD_ANSWERS else None
 
-WRONG_KINDS = ('not a location', "the other agent's cell", 'a cell it held earlier', '1 step away', '2 steps away',
-               '3-5 steps away', '6+ steps away')
+WRONG_KINDS = ('not a location', "the other agent's cell", 'a cell it held earlier', 'same row or column',
+               'same diagonal (dx = dy)', 'same anti-diagonal (dx = -dy)', 'elsewhere')
 
 def world_error_analysis(examples: list[WorldExample], predicted: list[str]) -> dict:
-    """Sort the wrong answers among `predicted` (one word per example) by kind (`WRONG_KINDS`, first match wins; the
-    distance is Manhattan, in cells), and count questions and errors by the asked agent's number of moves."""
-    kinds, by_moves = dict.fromkeys(WRONG_KINDS, 0), {}
+    """Sort the wrong answers among `predicted` (one word per example) by kind (`WRONG_KINDS`, first match wins, the
+    geometric kinds relative to the right cell), count the offsets (dx, dy) of every wrong location from the right
+    cell, and count questions and errors by the asked agent's number of moves."""
+    kinds, offsets, by_moves = dict.fromkeys(WRONG_KINDS, 0), {}, {}
     for e, p in zip(examples, predicted, strict=True):
         path = agent_path(e.story, e.agent)
         n, wrong = by_moves.get(len(path) - 1, (0, 0))
@@ -238,14 +239,14 @@ def world_error_analysis(examples: list[WorldExample], predicted: list[str]) -> 
         if p == e.answer: continue
         other = next(a for a in AGENTS if a != e.agent)
         cell, truth = _cell(p), path[-1]
-        if cell is None: kind = 'not a location'
-        elif cell == agent_path(e.story, other)[-1]: kind = "the other agent's cell"
-        elif cell in path[:-1]: kind = 'a cell it held earlier'
-        else:
-            d = abs(cell[0] - truth[0]) + abs(cell[1] - truth[1])
-            kind = '1 step away' if d == 1 else '2 steps away' if d == 2 else '3-5 steps away' if d <= 5 else '6+ steps away'
-        kinds[kind] += 1
+        if cell is None: kinds['not a location'] += 1; continue
+        dx, dy = cell[0] - truth[0], cell[1] - truth[1]
+        offsets[f'{dx},{dy}'] = offsets.get(f'{dx},{dy}', 0) + 1
+        kinds["the other agent's cell" if cell == agent_path(e.story, other)[-1] else 'a cell it held earlier'
+              if cell in path[:-1] else 'same row or column' if dx == 0 or dy == 0 else 'same diagonal (dx = dy)'
+              if dx == dy else 'same anti-diagonal (dx = -dy)' if dx == -dy else 'elsewhere'] += 1
     return {'questions': len(examples), 'wrong': sum(kinds.values()), 'kinds': kinds,
+            'offsets': dict(sorted(offsets.items(), key=lambda kv: -kv[1])),
             'by_moves': {str(m): list(v) for m, v in sorted(by_moves.items())}}
 
 @torch.no_grad()
