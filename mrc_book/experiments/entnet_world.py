@@ -24,7 +24,8 @@ from ..training import TrainConfig, Trainer, register_experiment, load_record, l
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'WorldTensors', 'world_tensors',
            'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
-           'agent_path', 'world_error_analysis', 'world_predictions', 'refresh_world_analysis']
+           'agent_path', 'world_error_analysis', 'world_predictions', 'linear_probe_r2', 'memory_probe',
+           'refresh_world_analysis']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -224,6 +225,8 @@ def _cell(token: str) -> tuple[int, int] | None:
     "(x, y) of a location token such as '(2,9)'; None for any other word."
     return tuple(map(int, token.strip('()').split(','))) if token in WORLD_ANSWERS else None
 
+_PROBE_SEED = 50_000   # stories the memory probes are fitted on: no split's seed comes near it
+
 WRONG_KINDS = ('not a location', "the other agent's cell", 'a cell it held earlier', 'same row or column',
                'same diagonal (dx = dy)', 'same anti-diagonal (dx = -dy)', 'elsewhere')
 
@@ -259,9 +262,31 @@ def world_predictions(model: nn.Module, examples: list[WorldExample], batch_size
         out += [WORLD_WORDS.itos[j] for j in model(t.story, t.query).argmax(-1).tolist()]
     return out
 
+def linear_probe_r2(X_fit: torch.Tensor, y_fit: torch.Tensor, X_test: torch.Tensor, y_test: torch.Tensor) -> float:
+    "R² on (X_test, y_test) of the least-squares linear map (with intercept) fitted on (X_fit, y_fit), in float64."
+    ones = lambda X: torch.cat([X.double(), X.new_ones(len(X), 1).double()], 1)
+    w = torch.linalg.lstsq(ones(X_fit), y_fit.double().unsqueeze(1)).solution
+    pred, y = (ones(X_test) @ w).squeeze(1), y_test.double()
+    return float(1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+@torch.no_grad()
+def memory_probe(model: EntNet, fit: list[WorldExample], test: list[WorldExample]) -> dict:
+    """How linearly the EntNet's final memory (all slots, concatenated) holds each agent's cell: R² on the stories of
+    `test` of probes fitted on those of `fit`, for x, y, x - y and x + y."""
+    model.eval()
+    def features(examples):
+        stories = [e for e in examples if e.agent == AGENTS[0]]   # one per story: the memory ignores the question
+        t = world_tensors(stories)
+        cells = {a: torch.tensor([agent_path(e.story, a)[-1] for e in stories], dtype=torch.float64) for a in AGENTS}
+        return model.trace(t.story, t.query)['memory'].flatten(1), cells
+    (Xf, cf), (Xt, ct) = features(fit), features(test)
+    coords = {'x': lambda c: c[:, 0], 'y': lambda c: c[:, 1], 'x - y': lambda c: c[:, 0] - c[:, 1], 'x + y': lambda c: c.sum(1)}
+    return {a: {k: round(linear_probe_r2(Xf, f(cf[a]), Xt, f(ct[a])), 4) for k, f in coords.items()} for a in AGENTS}
+
 def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
     """Add `analysis` (per tested length: `world_error_analysis` of the run's best weights on its own test stories,
-    regenerated from the record's seed) to a completed world-model run record; notes the refresh in the record."""
+    regenerated from the record's seed, and for an EntNet its `memory_probe`, fitted on 3,000 stories drawn with a
+    seed no split uses) to a completed world-model run record; notes the refresh in the record."""
     path = Path(record_path)
     record = json.loads(path.read_text())
     if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
@@ -276,6 +301,9 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     for T in m['test_T']:
         test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
         analysis[f'T{T}'] = world_error_analysis(test, world_predictions(model, test))
+        if isinstance(model, EntNet):
+            fit = generate_world_stories(3_000, T, _PROBE_SEED + 97 * T + record['seed'])
+            analysis[f'T{T}']['memory_probe'] = memory_probe(model, fit, test)
         if abs(100 * analysis[f'T{T}']['wrong'] / len(test) - record['final'][f'test_error_T{T}']) > 1e-6:
             raise RuntimeError(f"{path}: the weights in {ckpt} give another test error at T = {T} than the record's")
     record['analysis'] = analysis
