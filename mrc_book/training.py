@@ -19,7 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
            'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id',
            'hardware_info', 'OpCount', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state',
-           'Experiment', 'register_experiment', 'UnsupportedOption', 'run_experiment']
+           'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption', 'run_experiment']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -518,6 +518,18 @@ class Trainer:
 def load_best_state(checkpoint_dir: str | Path) -> dict:
     "The best (evaluation) weights a finished run saved beside its checkpoint."
     return load_split(checkpoint_dir, 'best')
+
+def load_completed_run(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> tuple[dict, dict]:
+    """A completed run's record and the best weights its run saved, for analyses added to a record afterwards; by
+    default the weights are looked for in `checkpoints/<run>` beside the record's `results/` folder."""
+    path = Path(record_path)
+    record = json.loads(path.read_text())
+    if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
+    if not (ckpt/'best.json').is_file():
+        raise FileNotFoundError(f"{ckpt}: no best weights of run {record['run']}; rerun it, or pass checkpoint_dir")
+    return record, load_best_state(ckpt)
+
 
 # %% ../nbs/04_training.ipynb #d53c38f9
 @dataclass

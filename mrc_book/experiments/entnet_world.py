@@ -19,7 +19,7 @@ from ..models.entnet import EntNet
 from ..models.memn2n import MemN2N
 from ..models.lstm_reader import LSTMReader
 from ..text import Vocab, bucket_batches
-from ..training import TrainConfig, Trainer, register_experiment, load_record, load_best_state, git_commit
+from ..training import TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit
 
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'WorldTensors', 'world_tensors',
@@ -288,15 +288,11 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     regenerated from the record's seed, and for an EntNet its `memory_probe`, fitted on 3,000 stories drawn with a
     seed no split uses) to a completed world-model run record; notes the refresh in the record."""
     path = Path(record_path)
-    record = json.loads(path.read_text())
-    if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
-    ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
-    if not (ckpt/'best.json').is_file():
-        raise FileNotFoundError(f"{ckpt}: no best weights of run {record['run']}; rerun it, or pass checkpoint_dir")
+    record, best = load_completed_run(path, checkpoint_dir)
     m = record['meta']
     train_T = m['train_T'] if isinstance(m['train_T'], int) else tuple(m['train_T'])
     model = make_world_model(WorldRun(record['task'].split('-')[0], train_T, test_T=m['test_T']))
-    model.load_state_dict(load_best_state(ckpt))
+    model.load_state_dict(best)
     analysis = {}
     for T in m['test_T']:
         test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
@@ -305,7 +301,7 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
             fit = generate_world_stories(3_000, T, _PROBE_SEED + 97 * T + record['seed'])
             analysis[f'T{T}']['memory_probe'] = memory_probe(model, fit, test)
         if abs(100 * analysis[f'T{T}']['wrong'] / len(test) - record['final'][f'test_error_T{T}']) > 1e-6:
-            raise RuntimeError(f"{path}: the weights in {ckpt} give another test error at T = {T} than the record's")
+            raise RuntimeError(f"{path}: its best weights give another test error at T = {T} than the record's")
     record['analysis'] = analysis
     record['notes'] = record.get('notes', []) + [
         f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis added by refresh_world_analysis from the run's best weights "

@@ -16,7 +16,7 @@ from torch import nn
 from ..data.graphs import GraphVocab, sample_graph_arrays, encode_graph_arrays
 from ..models.reasonet import ReasoNet, GraphReasoNetConfig
 from ..metrics import roc_auc, pr_auc
-from ..training import (TrainConfig, Trainer, register_experiment, load_record, load_best_state, git_commit,
+from ..training import (TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit,
                                bf16_supported)
 
 # %% auto #0
@@ -238,14 +238,10 @@ def refresh_graph_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     """Recompute the `analysis` of a completed run record from the best weights its run saved (for a record written
     before the analysis gained a field); the test graphs are regenerated from the record's seeds. Notes the refresh."""
     path = Path(record_path)
-    record = json.loads(path.read_text())
-    if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
-    ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
-    if not (ckpt/'best.json').is_file():
-        raise FileNotFoundError(f"{ckpt}: no best weights of run {record['run']}; rerun it, or pass checkpoint_dir")
+    record, best = load_completed_run(path, checkpoint_dir)
     m = record['meta']
     model = ReasoNet(GraphReasoNetConfig(**m['model_config']))
-    model.load_state_dict(load_best_state(ckpt))
+    model.load_state_dict(best)
     test = graph_tensors(record['task'], m['sizes']['test'], m['split_seeds']['test'])
     record['analysis'] = graph_analysis(model, test, record['task'])
     record['notes'] = record.get('notes', []) + [
