@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 # %% auto #0
 __all__ = ['GRID_SIZE', 'AGENTS', 'DIRECTIONS', 'MAX_MOVE', 'WORLD_ANSWERS', 'WORLD_VOCAB', 'location_token', 'WorldExample',
-           'generate_world_stories', 'render_world_story', 'final_state', 'render_world_grid']
+           'generate_world_stories', 'render_world_story', 'location_cell', 'agent_path', 'final_state',
+           'render_world_grid']
 
 # %% ../../nbs/16_data.worldmodel.ipynb #c57cdc80
 GRID_SIZE = 10
@@ -89,13 +90,29 @@ def render_world_story(examples: list[WorldExample], with_answers: bool = True) 
 
 _ARROW = {'n': '^', 's': 'v', 'e': '>', 'w': '<'}
 
+def location_cell(token: str) -> tuple[int, int] | None:
+    "(x, y) of a location token such as '(2,9)' (the inverse of `location_token`); None for any other word."
+    return tuple(map(int, token.strip('()').split(','))) if token in WORLD_ANSWERS else None
+
+def agent_path(story: list[list[str]], agent: str) -> list[tuple[int, int]]:
+    "The cells `agent` occupies in `story`: its placement, then its cell after each of its moves."
+    path, heading = [], None
+    for s in story:
+        if s[0] != agent: continue
+        if s[1] == 'is': path.append(location_cell(s[3]))
+        elif s[1].startswith('faces-'): heading = s[1][-1]
+        else:
+            (x, y), (dx, dy), k = path[-1], DIRECTIONS[heading], int(s[1][len('moves-'):])
+            path.append((x + dx * k, y + dy * k))
+    return path
+
 def final_state(story: list[list[str]]) -> dict[str, tuple[tuple[int, int], str]]:
     "Replay a story: agent -> ((x, y), heading) after the last sentence."
     state = {}
     for s in story:
         a, verb = s[0], s[1]
         if verb == 'is':
-            x, y = map(int, s[3].strip('()').split(',')); state[a] = ((x, y), state.get(a, (None, 'n'))[1])
+            state[a] = (location_cell(s[3]), state.get(a, (None, 'n'))[1])
         elif verb.startswith('faces-'): state[a] = (state[a][0], verb[-1])
         elif verb.startswith('moves-'):
             (x, y), h = state[a]; dx, dy = DIRECTIONS[h]; k = int(verb[6:])

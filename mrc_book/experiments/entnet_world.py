@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.worldmodel import (generate_world_stories, WORLD_VOCAB, WORLD_ANSWERS, WorldExample, AGENTS,
-                                      DIRECTIONS, location_token)
+from ..data.worldmodel import generate_world_stories, WORLD_VOCAB, WorldExample, AGENTS, location_token
+from ..data.worldmodel import agent_path, location_cell
 from ..models.entnet import EntNet
 from ..models.memn2n import MemN2N
 from ..models.lstm_reader import LSTMReader
@@ -24,8 +24,7 @@ from ..training import TrainConfig, Trainer, register_experiment, load_record, l
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'WorldTensors', 'world_tensors',
            'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
-           'agent_path', 'world_error_analysis', 'world_predictions', 'linear_probe_r2', 'memory_probe',
-           'refresh_world_analysis']
+           'world_error_analysis', 'world_predictions', 'linear_probe_r2', 'memory_probe', 'refresh_world_analysis']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -209,22 +208,6 @@ PAPER_TABLE_1A = {'MemN2N': {10: 0.09, 20: 0.633, 40: 0.896}, 'LSTM': {10: 0.0, 
 PAPER_TABLE_1B = {20: 0.0, 30: 0.0, 40: 0.0, 50: 0.01, 60: 0.03, 70: 0.05, 80: 0.08}
 
 # %% ../../nbs/42_entnet_world_model.ipynb #8da89c4f
-def agent_path(story: list[list[str]], agent: str) -> list[tuple[int, int]]:
-    "The cells `agent` occupies in `story`: its placement, then its cell after each of its moves."
-    path, heading = [], None
-    for s in story:
-        if s[0] != agent: continue
-        if s[1] == 'is': path.append(tuple(map(int, s[3].strip('()').split(','))))
-        elif s[1].startswith('faces-'): heading = s[1][-1]
-        else:
-            (x, y), (dx, dy), k = path[-1], DIRECTIONS[heading], int(s[1][len('moves-'):])
-            path.append((x + dx * k, y + dy * k))
-    return path
-
-def _cell(token: str) -> tuple[int, int] | None:
-    "(x, y) of a location token such as '(2,9)'; None for any other word."
-    return tuple(map(int, token.strip('()').split(','))) if token in WORLD_ANSWERS else None
-
 _PROBE_SEED = 50_000   # stories the memory probes are fitted on: no split's seed comes near it
 
 WRONG_KINDS = ('not a location', "the other agent's cell", 'a cell it held earlier', 'same row or column',
@@ -241,7 +224,7 @@ def world_error_analysis(examples: list[WorldExample], predicted: list[str]) -> 
         by_moves[len(path) - 1] = (n + 1, wrong + (p != e.answer))
         if p == e.answer: continue
         other = next(a for a in AGENTS if a != e.agent)
-        cell, truth = _cell(p), path[-1]
+        cell, truth = location_cell(p), path[-1]
         if cell is None: kinds['not a location'] += 1; continue
         dx, dy = cell[0] - truth[0], cell[1] - truth[1]
         offsets[f'{dx},{dy}'] = offsets.get(f'{dx},{dy}', 0) + 1
