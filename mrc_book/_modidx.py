@@ -876,6 +876,7 @@ d = { 'settings': { 'branch': 'main',
                                    'mrc_book.training.register_experiment': ('training.html#register_experiment', 'mrc_book/training.py'),
                                    'mrc_book.training.rng_state': ('training.html#rng_state', 'mrc_book/training.py'),
                                    'mrc_book.training.run_experiment': ('training.html#run_experiment', 'mrc_book/training.py'),
+                                   'mrc_book.training.run_scale': ('training.html#run_scale', 'mrc_book/training.py'),
                                    'mrc_book.training.save_split': ('training.html#save_split', 'mrc_book/training.py'),
                                    'mrc_book.training.set_rng_state': ('training.html#set_rng_state', 'mrc_book/training.py'),
                                    'mrc_book.training.set_seed': ('training.html#set_seed', 'mrc_book/training.py')}}}

@@ -18,8 +18,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
            'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id',
-           'hardware_info', 'OpCount', 'load_record', 'load_records', 'bf16_supported', 'Trainer', 'load_best_state',
-           'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption', 'run_experiment']
+           'hardware_info', 'OpCount', 'load_record', 'load_records', 'run_scale', 'bf16_supported', 'Trainer',
+           'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption',
+           'run_experiment']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -232,6 +233,15 @@ def load_records(pattern: str | Path) -> list[dict]:
     for p in sorted(glob.glob(str(pattern))):
         r = load_record(p); r['path'] = p; out.append(r)
     return out
+
+def run_scale(record: dict) -> str:
+    """A record's scale in words (`meta['scale']`, written when the run was set up), with the epochs it trained where
+    `--finish-by` ended it before its planned number: '12 epochs' becomes '11 of 12 planned epochs (...)'."""
+    s, f = record['meta']['scale'], record.get('final') or {}
+    planned = record['config']['epochs']
+    if f.get('stopped_by') == 'finish_by' and f'{planned} epochs' in s:
+        s = s.replace(f'{planned} epochs', f"{f['epochs']} of {planned} planned epochs (stopped by --finish-by)", 1)
+    return s
 
 def _jsonable(x):
     if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
