@@ -66,3 +66,8 @@ def test_world_run_lr_schedule_names_and_factors():
     assert const.step_schedule(10**6) == 1.0
     assert WorldRun('lstm', 20, halve_every=50_000).name == 'lstm-T20-half50k'
     with pytest.raises(ValueError, match="halve_every"): WorldRun("entnet", 10, halve_every=0)
+    late = WorldRun('entnet', 40, train=world_train_config(0.001), first_halving=125_000, tag='n50k-e50')
+    assert late.name == 'entnet-T40-lr0.001-const125k-n50k-e50'
+    assert late.lr_schedule == 'constant for 125,000 updates, then halved every 10,000 updates'
+    assert [late.step_schedule(s) for s in (124_999, 125_000, 134_999, 135_000, 156_249)] == [1.0, 0.5, 0.5, 0.25, 0.0625]
+    with pytest.raises(ValueError, match="first_halving"): WorldRun("entnet", 10, halve_every=None, first_halving=5)

@@ -5,7 +5,7 @@ against a memory network and an LSTM, and the EntNet on stories longer than any 
 
 # %% ../../nbs/42_entnet_world_model.ipynb #313a3429
 from __future__ import annotations
-import json, time
+import json, shutil, time
 from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,11 +20,13 @@ from ..models.memn2n import MemN2N
 from ..models.lstm_reader import LSTMReader
 from ..text import Vocab, bucket_batches
 from ..training import TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit
+from ..training import has_checkpoint
 
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'WorldTensors', 'world_tensors',
            'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
-           'world_error_analysis', 'world_predictions', 'linear_probe_r2', 'memory_probe', 'refresh_world_analysis']
+           'continue_world_run', 'world_error_analysis', 'world_predictions', 'linear_probe_r2', 'memory_probe',
+           'refresh_world_analysis']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -68,29 +70,41 @@ class WorldRun:
     hidden: int = 50
     train: TrainConfig = field(default_factory=lambda: world_train_config())
     halve_every: int | None = 10_000            # updates between halvings of the lr (the paper's); None: constant lr
+    first_halving: int | None = None            # update of the first halving; None: after `halve_every` (the paper's)
     tag: str = ''                               # names a run that departs from the profile (e.g. 'n20k-e40')
 
     def __post_init__(self):
         if self.halve_every is not None and self.halve_every < 1:
             raise ValueError(f'halve_every must be a positive number of updates or None (constant lr), got {self.halve_every}')
+        if self.first_halving is not None and (self.halve_every is None or self.first_halving < 1):
+            raise ValueError(f'first_halving needs a halve_every and a positive number of updates, got {self.first_halving}')
+
+    @property
+    def _first(self) -> int | None: return self.first_halving or self.halve_every
 
     @property
     def name(self) -> str:
         """e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01, the
-        schedule when it is not the paper's: '-lrconst', '-half50k'), then the tag."""
+        schedule when it is not the paper's: '-lrconst', '-half50k', '-const125k' for 125,000 updates at the starting
+        rate before the paper's halvings), then the tag."""
         T = self.train_T if isinstance(self.train_T, int) else f'{self.train_T[0]}to{self.train_T[1]}'
+        k = lambda n: f'{n // 1000}k' if n % 1000 == 0 else f'{n}'
         schedule = ('' if self.halve_every == 10_000 else '-lrconst' if self.halve_every is None
-                    else f'-half{self.halve_every // 1000}k' if self.halve_every % 1000 == 0 else f'-half{self.halve_every}')
+                    else f'-half{k(self.halve_every)}')
+        if self._first != self.halve_every: schedule = f'-const{k(self._first)}' + schedule
         return (f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}') + schedule
                 + (f'-{self.tag}' if self.tag else ''))
 
     @property
     def lr_schedule(self) -> str:
-        return 'constant' if self.halve_every is None else f'halved every {self.halve_every:,} updates'
+        if self.halve_every is None: return 'constant'
+        every = f'halved every {self.halve_every:,} updates'
+        return every if self._first == self.halve_every else f'constant for {self._first:,} updates, then {every}'
 
     def step_schedule(self, step: int) -> float:
         "The factor on the learning rate after `step` updates."
-        return 1.0 if self.halve_every is None else 0.5 ** (step // self.halve_every)
+        if self.halve_every is None or step < self._first: return 1.0
+        return 0.5 ** ((step - self._first) // self.halve_every + 1)
 
     @property
     def max_T(self) -> int: return self.train_T if isinstance(self.train_T, int) else self.train_T[1]
@@ -110,8 +124,10 @@ def make_world_model(run: WorldRun, vocab_size: int = len(WORLD_WORDS)) -> nn.Mo
 _SPLIT_SEEDS = {'train': 1_000, 'valid': 2_000, 'test': 3_000}
 
 def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bool = False,
-                    time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results') -> dict:
-    "Generate the data, train one model, test it at every length of `run.test_T`; returns the run record."
+                    time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results',
+                    continued_from: dict | None = None) -> dict:
+    """Generate the data, train one model, test it at every length of `run.test_T`; returns the run record
+    (`continued_from`: where the checkpoint it resumes came from, see `continue_world_run`, kept in its meta)."""
     test_T = run.test_T or [run.max_T]
     data = {'train': world_tensors(generate_world_stories(run.n_train, run.train_T, _SPLIT_SEEDS['train'] + seed)),
             'valid': world_tensors(generate_world_stories(run.n_valid, run.train_T, _SPLIT_SEEDS['valid'] + seed))}
@@ -160,7 +176,7 @@ def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bo
             'sizes': {k: len(v) for k, v in data.items()},
             'stories': {'train': run.n_train, 'valid': run.n_valid, 'test_per_T': run.n_test},
             'model_config': getattr(model, 'config', {'dim': run.dim, 'hidden': run.hidden}),
-            'lr_schedule': run.lr_schedule}
+            'lr_schedule': run.lr_schedule, **({'continued_from': continued_from} if continued_from else {})}
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='entnet-world', profile=profile,
                       run_name=f'entnet-world-{profile}-{run.name}-seed{seed}', meta=meta, results_dir=results_dir,
                       step_schedule=run.step_schedule)
@@ -206,6 +222,37 @@ def entnet_world(profile: str = 'quick', device: str = 'cpu', resume: bool = Fal
 PAPER_TABLE_1A = {'MemN2N': {10: 0.09, 20: 0.633, 40: 0.896}, 'LSTM': {10: 0.0, 20: 0.157, 40: 0.226},
                   'EntNet': {10: 0.0, 20: 0.0, 40: 0.0}}
 PAPER_TABLE_1B = {20: 0.0, 30: 0.0, 40: 0.0, 50: 0.01, 60: 0.03, 70: 0.05, 80: 0.08}
+
+# %% ../../nbs/42_entnet_world_model.ipynb #4e8b9cc1
+def continue_world_run(source: WorldRun, run: WorldRun, seed: int = 0, device: str = 'cpu',
+                       results_dir: str | Path = 'results', source_checkpoints: str | Path | None = None) -> dict:
+    """Train the `full`-profile run `run` on from the last checkpoint of the completed run `source` of the same seed.
+    `run` must be `source` with more epochs and a learning-rate schedule that agrees with `source`'s over every update
+    `source` ran, so the result is the run `run` would be from scratch. `source_checkpoints`: the folder holding
+    `source`'s checkpoint folder (default: `checkpoints/` beside `results_dir`). Resumable like any run."""
+    results_dir = Path(results_dir)
+    name = lambda r: f'entnet-world-full-{r.name}-seed{seed}'
+    path = results_dir/f'{name(source)}.json'
+    if not path.is_file(): raise FileNotFoundError(f'{path}: no record of the run to continue; train it first')
+    record = load_record(path)
+    done, steps = record['final'] and record['final']['epochs'], record['steps']
+    if record['status'] != 'completed' or record['final']['stopped_early']:
+        raise ValueError(f'{path}: continue only a run that completed all its epochs (this one: {record["status"]}, '
+                         f'stopped early: {bool(record["final"] and record["final"]["stopped_early"])})')
+    bare = lambda r: replace(r, train=replace(r.train, epochs=0), halve_every=None, first_halving=None, tag='')
+    if bare(source) != bare(run):
+        raise ValueError(f'{run.name} differs from {source.name} in more than its epochs and schedule')
+    if run.train.epochs <= done: raise ValueError(f'{run.name}: {run.train.epochs} epochs, no more than the {done} run')
+    if any(run.step_schedule(s) != source.step_schedule(s) for s in range(steps)):
+        raise ValueError(f'{run.name}: its schedule differs from {source.name} within the {steps:,} updates already run')
+    target = results_dir.parent/'checkpoints'/name(run)
+    if not has_checkpoint(target):   # else: a continuation already under way, resumed below
+        origin = Path(source_checkpoints or results_dir.parent/'checkpoints')/name(source)
+        if not has_checkpoint(origin): raise FileNotFoundError(f'{origin}: no checkpoint of {name(source)} to continue')
+        shutil.copytree(origin, target, ignore=shutil.ignore_patterns('best*'), dirs_exist_ok=True)
+    return train_world_run(run, 'full', device, resume=True, seed=seed, results_dir=results_dir,
+                           continued_from={'run': name(source), 'epochs': done, 'updates': steps})
+
 
 # %% ../../nbs/42_entnet_world_model.ipynb #8da89c4f
 _PROBE_SEED = 50_000   # stories the memory probes are fitted on: no split's seed comes near it
