@@ -71,3 +71,12 @@ def test_world_run_lr_schedule_names_and_factors():
     assert late.lr_schedule == 'constant for 125,000 updates, then halved every 10,000 updates'
     assert [late.step_schedule(s) for s in (124_999, 125_000, 134_999, 135_000, 156_249)] == [1.0, 0.5, 0.5, 0.25, 0.0625]
     with pytest.raises(ValueError, match="first_halving"): WorldRun("entnet", 10, halve_every=None, first_halving=5)
+
+
+def test_best_by_validation_breaks_ties_by_validation_loss():
+    from mrc_book.experiments.entnet_world import best_by_validation
+    rec = lambda run, err, losses, best: {'run': run, 'final': {'best_valid_error': err, 'best_epoch': best},
+                                          'history': [{'valid_loss': l} for l in losses]}
+    runs = [rec('a', 0.0, [0.5, 0.009], 2), rec('b', 0.0, [0.004, 0.2], 1), rec('c', 0.05, [0.001], 1)]
+    assert best_by_validation(runs)['run'] == 'b'          # a tie at 0 errors: the lower loss at the chosen epoch
+    assert best_by_validation(runs[2:])['run'] == 'c' and best_by_validation([]) is None
