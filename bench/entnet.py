@@ -33,6 +33,11 @@ no AVX-512; the line `device:` prints the family and model), with a training run
 Two threads, later the same day with both cores idle, `--threads 2 --seconds 10`, two repeats: 713-918
 examples/s (one thread right after: 649), so the second core adds little on this machine; the 2,000 examples/s
 target was met only on the AVX-512 machine.
+
+Measured 2026-12-05 on a 2-core "AMD EPYC" of family 25 model 17, load average 0.5-1.1 before each run, default
+`--threads 2`, six runs of 10-20 s: 1,468-2,043 examples/s, the target met in one run of six. Runs minutes apart
+on the same idle machine differ by a third, more than any code change since 2026-12-01: read a single figure
+from this benchmark with its load average, and compare commits by alternating them.
 """
 from __future__ import annotations
 import argparse, os, random, sys, time
