@@ -95,6 +95,10 @@ class WorldRun:
         return (f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}') + schedule
                 + (f'-{self.tag}' if self.tag else ''))
 
+    def run_name(self, profile: str, seed: int) -> str:
+        "The name of its record (`results/<name>.json`) and checkpoint folder, e.g. 'entnet-world-full-entnet-T10-seed0'."
+        return f'entnet-world-{profile}-{self.name}-seed{seed}'
+
     @property
     def lr_schedule(self) -> str:
         if self.halve_every is None: return 'constant'
@@ -178,7 +182,7 @@ def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bo
             'model_config': getattr(model, 'config', {'dim': run.dim, 'hidden': run.hidden}),
             'lr_schedule': run.lr_schedule, **({'continued_from': continued_from} if continued_from else {})}
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='entnet-world', profile=profile,
-                      run_name=f'entnet-world-{profile}-{run.name}-seed{seed}', meta=meta, results_dir=results_dir,
+                      run_name=run.run_name(profile, seed), meta=meta, results_dir=results_dir,
                       step_schedule=run.step_schedule)
     return trainer.fit(resume=resume)
 
@@ -206,7 +210,7 @@ def entnet_world(profile: str = 'quick', device: str = 'cpu', resume: bool = Fal
     runs = [r for r in world_runs(profile) if only is None or r.name in only]
     t0, records = time.monotonic(), []
     for run in runs:
-        path = Path(results_dir)/f'entnet-world-{profile}-{run.name}-seed{seed}.json'
+        path = Path(results_dir)/f'{run.run_name(profile, seed)}.json'
         if resume and path.is_file() and load_record(path).get('status') == 'completed':
             records.append(load_record(path)); continue
         left = None if time_budget is None else max(time_budget - (time.monotonic() - t0), 0.0)
@@ -237,14 +241,14 @@ def continue_world_run(source: WorldRun, run: WorldRun, seed: int = 0, device: s
     `source` ran, so the result is the run `run` would be from scratch. `source_checkpoints`: the folder holding
     `source`'s checkpoint folder (default: `checkpoints/` beside `results_dir`). Resumable like any run."""
     results_dir = Path(results_dir)
-    name = lambda r: f'entnet-world-full-{r.name}-seed{seed}'
+    name = lambda r: r.run_name('full', seed)
     path = results_dir/f'{name(source)}.json'
     if not path.is_file(): raise FileNotFoundError(f'{path}: no record of the run to continue; train it first')
     record = load_record(path)
-    done, steps = record['final'] and record['final']['epochs'], record['steps']
     if record['status'] != 'completed' or record['final']['stopped_early']:
-        raise ValueError(f'{path}: continue only a run that completed all its epochs (this one: {record["status"]}, '
-                         f'stopped early: {bool(record["final"] and record["final"]["stopped_early"])})')
+        raise ValueError(f'{path}: continue only a run that completed all its epochs (this one: {record["status"]}'
+                         + (', stopped early)' if record['status'] == 'completed' else ')'))
+    done, steps = record['final']['epochs'], record['steps']
     bare = lambda r: replace(r, train=replace(r.train, epochs=0), halve_every=None, first_halving=None, tag='')
     if bare(source) != bare(run):
         raise ValueError(f'{run.name} differs from {source.name} in more than its epochs and schedule')
