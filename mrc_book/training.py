@@ -301,9 +301,19 @@ class Trainer:
         self.history: list[dict] = []
         self.best_value, self.best_epoch, self.bad_epochs, self.stopped_early = None, None, 0, False
         self.stopped_by: str | None = None   # 'patience' or 'finish_by' once training stops before `epochs`
+        self.stopped_by_window: float | None = None
         self.elapsed_before = 0.0
         self.epoch_seconds_before = 0.0   # seconds of the current epoch's steps run before the checkpoint resumed from
         self.sessions: list[dict] = []    # the earlier invocations of a resumed run (`_session`)
+
+    def _reopen_window(self):
+        "A run that `finish_by` stopped goes on when resumed with no `finish_by` or a later one (a stop for time, not for convergence)."
+        c, old = self.config, self.stopped_by_window
+        if self.stopped_by != 'finish_by' or self.epoch >= c.epochs: return
+        if c.finish_by is None or (old is not None and c.finish_by > old):
+            self.stopped_early, self.stopped_by = False, None
+            self.notes.append(f'resumed after epoch {self.epoch} past the stop by finish_by {old} s, '
+                              + ('with no finish_by' if c.finish_by is None else f'finish_by now {c.finish_by:g} s'))
 
     def _checkpoint(self) -> dict:
         return {'model': self.model.state_dict(), 'optimizer': self.optimizer.state_dict(),
@@ -331,6 +341,7 @@ class Trainer:
         self.stopped_early, self.elapsed_before = ck['stopped_early'], ck['elapsed']
         self.epoch_seconds_before = ck.get('epoch_seconds', 0.0)   # absent in checkpoints older than this field
         self.stopped_by = ck.get('stopped_by', 'patience' if ck['stopped_early'] else None)
+        self.stopped_by_window = ck.get('config', {}).get('finish_by')   # the finish_by of the invocation that saved it
         old = ck.get('notes', [])   # notes and sessions: absent in checkpoints older than these fields
         self.notes, self.sessions = old + [n for n in self.notes if n not in old], ck.get('sessions', [])
         set_rng_state(ck['rng'])   # last: loading must not disturb the restored random states
@@ -409,6 +420,7 @@ class Trainer:
         if resume and has_checkpoint(self.checkpoint_dir):
             self.load_checkpoint()
             self._log(f'{self.run_name}: resuming at epoch {self.epoch + 1}, step {self.step_in_epoch} of the epoch')
+            self._reopen_window()
         else:
             if resume: self.notes.append(f'resume requested but no checkpoint at {self.checkpoint_dir}: started afresh')
             set_seed(c.seed)
