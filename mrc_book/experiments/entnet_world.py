@@ -5,7 +5,7 @@ against a memory network and an LSTM, and the EntNet on stories longer than any 
 
 # %% ../../nbs/42_entnet_world_model.ipynb #313a3429
 from __future__ import annotations
-import json, shutil, time
+import json, random, shutil, time
 from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,10 +23,10 @@ from ..training import TrainConfig, Trainer, register_experiment, load_record, l
 from ..training import has_checkpoint
 
 # %% auto #0
-__all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'WorldTensors', 'world_tensors',
+__all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'IDLE_COUNTS', 'WorldTensors', 'world_tensors',
            'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
            'best_by_validation', 'continue_world_run', 'world_error_analysis', 'world_predictions', 'linear_probe_r2',
-           'memory_probe', 'refresh_world_analysis']
+           'memory_probe', 'with_idle_sentences', 'idle_sentence_errors', 'refresh_world_analysis']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -323,10 +323,32 @@ def memory_probe(model: EntNet, fit: list[WorldExample], test: list[WorldExample
     coords = {'x': lambda c: c[:, 0], 'y': lambda c: c[:, 1], 'x - y': lambda c: c[:, 0] - c[:, 1], 'x + y': lambda c: c.sum(1)}
     return {a: {k: round(linear_probe_r2(Xf, f(cf[a]), Xt, f(ct[a])), 4) for k, f in coords.items()} for a in AGENTS}
 
+def with_idle_sentences(examples: list[WorldExample], k: int, whose: str = 'other', seed: int = 0) -> list[WorldExample]:
+    """Each example with `k` sentences appended that turn an agent without moving it (`whose`: 'other', the agent not
+    asked about, or 'asked'), so every answer stays what it was; directions drawn from `seed`."""
+    if whose not in ('other', 'asked'): raise ValueError(f"whose must be 'other' or 'asked', got {whose!r}")
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        a = e.agent if whose == 'asked' else next(x for x in AGENTS if x != e.agent)
+        extra = [[a, f'faces-{rng.choice("nsew")}'] for _ in range(k)]
+        out.append(replace(e, story=e.story + extra))
+    return out
+
+IDLE_COUNTS = (0, 10, 20, 30, 40, 60)
+
+def idle_sentence_errors(model: nn.Module, examples: list[WorldExample], counts=IDLE_COUNTS, seed: int = 0) -> dict:
+    """Test error (%) of `model` on `examples` with k = `counts` idle sentences appended (`with_idle_sentences`),
+    about the other agent and about the asked one: how much reading sentences that change no answer disturbs it."""
+    return {whose: {str(k): round(100 * sum(p != e.answer for e, p in zip(ex, world_predictions(model, ex))) / len(ex), 2)
+                    for k in counts for ex in [with_idle_sentences(examples, k, whose, seed + k)]}
+            for whose in ('other', 'asked')}
+
 def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
     """Add `analysis` (per tested length: `world_error_analysis` of the run's best weights on its own test stories,
     regenerated from the record's seed, and for an EntNet its `memory_probe`, fitted on 3,000 stories drawn with a
-    seed no split uses) to a completed world-model run record; notes the refresh in the record."""
+    seed no split uses) to a completed world-model run record; notes the refresh in the record. For an EntNet trained
+    on a range of lengths (Table 1b) also `idle_analysis`: `idle_sentence_errors` on its shortest test length."""
     path = Path(record_path)
     record, best = load_completed_run(path, checkpoint_dir)
     m = record['meta']
@@ -343,6 +365,10 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
         if abs(100 * analysis[f'T{T}']['wrong'] / len(test) - record['final'][f'test_error_T{T}']) > 1e-6:
             raise RuntimeError(f"{path}: its best weights give another test error at T = {T} than the record's")
     record['analysis'] = analysis
+    if isinstance(model, EntNet) and not isinstance(train_T, int):
+        T = m['test_T'][0]
+        test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
+        record['idle_analysis'] = {'T': T, **idle_sentence_errors(model, test, seed=_PROBE_SEED + record['seed'])}
     record['notes'] = record.get('notes', []) + [
         f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis added by refresh_world_analysis from the run's best weights "
         f"(code {git_commit()[:7]})"]
