@@ -273,12 +273,14 @@ WRONG_KINDS = ('not a location', "the other agent's cell", 'a cell it held earli
 def world_error_analysis(examples: list[WorldExample], predicted: list[str]) -> dict:
     """Sort the wrong answers among `predicted` (one word per example) by kind (`WRONG_KINDS`, first match wins, the
     geometric kinds relative to the right cell), count the offsets (dx, dy) of every wrong location from the right
-    cell, and count questions and errors by the asked agent's number of moves."""
-    kinds, offsets, by_moves = dict.fromkeys(WRONG_KINDS, 0), {}, {}
+    cell, and count questions and errors by the asked agent's number of moves (`by_moves`) and of sentences after its
+    placement and first facing (`by_actions`: its moves and later facings)."""
+    kinds, offsets, by_moves, by_actions = dict.fromkeys(WRONG_KINDS, 0), {}, {}, {}
     for e, p in zip(examples, predicted, strict=True):
         path = agent_path(e.story, e.agent)
-        n, wrong = by_moves.get(len(path) - 1, (0, 0))
-        by_moves[len(path) - 1] = (n + 1, wrong + (p != e.answer))
+        for counts, c in ((by_moves, len(path) - 1), (by_actions, sum(s[0] == e.agent for s in e.story) - 2)):
+            n, wrong = counts.get(c, (0, 0))
+            counts[c] = (n + 1, wrong + (p != e.answer))
         if p == e.answer: continue
         other = next(a for a in AGENTS if a != e.agent)
         cell, truth = location_cell(p), path[-1]
@@ -290,7 +292,8 @@ def world_error_analysis(examples: list[WorldExample], predicted: list[str]) -> 
               if dx == dy else 'same anti-diagonal (dx = -dy)' if dx == -dy else 'elsewhere'] += 1
     return {'questions': len(examples), 'wrong': sum(kinds.values()), 'kinds': kinds,
             'offsets': dict(sorted(offsets.items(), key=lambda kv: -kv[1])),
-            'by_moves': {str(m): list(v) for m, v in sorted(by_moves.items())}}
+            'by_moves': {str(m): list(v) for m, v in sorted(by_moves.items())},
+            'by_actions': {str(m): list(v) for m, v in sorted(by_actions.items())}}
 
 @torch.no_grad()
 def world_predictions(model: nn.Module, examples: list[WorldExample], batch_size: int = 500) -> list[str]:
