@@ -350,7 +350,8 @@ def idle_sentence_errors(model: nn.Module, examples: list[WorldExample], counts=
 def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
     """Add `analysis` (per tested length: `world_error_analysis` of the run's best weights on its own test stories,
     regenerated from the record's seed, and for an EntNet its `memory_probe`, fitted on 3,000 stories drawn with a
-    seed no split uses) to a completed world-model run record; notes the refresh in the record. For an EntNet trained
+    seed no split uses) to a completed world-model run record; notes the refresh in the record (replacing the
+    note of an earlier one, whose analysis this one replaces). For an EntNet trained
     on a range of lengths (Table 1b) also `idle_analysis`: `idle_sentence_errors` on its shortest test length."""
     path = Path(record_path)
     record, best = load_completed_run(path, checkpoint_dir)
@@ -372,7 +373,7 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
         T = m['test_T'][0]
         test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
         record['idle_analysis'] = {'T': T, **idle_sentence_errors(model, test, seed=_PROBE_SEED + record['seed'])}
-    record['notes'] = record.get('notes', []) + [
+    record['notes'] = [n for n in record.get('notes', []) if 'added by refresh_world_analysis' not in n] + [  # the latest only
         f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis added by refresh_world_analysis from the run's best weights "
         f"(code {git_commit()[:7]})"]
     path.write_text(json.dumps(record, indent=1) + '\n')
