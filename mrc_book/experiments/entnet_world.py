@@ -359,9 +359,9 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     train_T = m['train_T'] if isinstance(m['train_T'], int) else tuple(m['train_T'])
     model = make_world_model(WorldRun(record['task'].split('-')[0], train_T, test_T=m['test_T']))
     model.load_state_dict(best)
-    analysis = {}
+    analysis, tests = {}, {}
     for T in m['test_T']:
-        test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
+        tests[T] = test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
         analysis[f'T{T}'] = world_error_analysis(test, world_predictions(model, test))
         if isinstance(model, EntNet):
             fit = generate_world_stories(3_000, T, _PROBE_SEED + 97 * T + record['seed'])
@@ -371,8 +371,7 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     record['analysis'] = analysis
     if isinstance(model, EntNet) and not isinstance(train_T, int):
         T = m['test_T'][0]
-        test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
-        record['idle_analysis'] = {'T': T, **idle_sentence_errors(model, test, seed=_PROBE_SEED + record['seed'])}
+        record['idle_analysis'] = {'T': T, **idle_sentence_errors(model, tests[T], seed=_PROBE_SEED + record['seed'])}
     record['notes'] = [n for n in record.get('notes', []) if 'added by refresh_world_analysis' not in n] + [  # the latest only
         f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis added by refresh_world_analysis from the run's best weights "
         f"(code {git_commit()[:7]})"]
