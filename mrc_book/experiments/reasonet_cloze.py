@@ -94,7 +94,7 @@ def predict_cloze(model: ReasoNet, data: ClozeTensors, idx: torch.Tensor, entity
 class ClozeRunConfig:
     corpus: str = 'cnn'
     t_max: int = 5
-    glove_dim: int | None = 50          # the paper: 300 (GloVe 6B); None = random embeddings
+    glove_dim: int | None = 50          # the paper: 300-d GloVe (which set, it does not say); None = random embeddings
     vocab_size: int = 100_000           # words kept (most frequent in training)
     reshuffles: int = 4
     model: ClozeReasoNetConfig = field(default_factory=ClozeReasoNetConfig)
