@@ -24,7 +24,7 @@ __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'TABLE2_MEMN2N', 'TABLE2_ENTN
            'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr', 'SelectedEntNets',
            'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
            'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main',
-           'babi_members', 'best_member_per_task', 'protocol_gaps']
+           'babi_members', 'best_member_per_task', 'full_budget', 'protocol_gaps']
 
 # %% ../../nbs/41_entnet_babi.ipynb #bc9bf2d5
 MEMORY_WINDOW = 70          # most recent sentences kept (EntNet §5.2)
@@ -469,19 +469,23 @@ def best_member_per_task(rows: Sequence[dict]) -> dict[int, dict]:
     for row in sorted(rows, key=lambda r: (r['valid_error'], r['seed'])): best.setdefault(row['task'], row)
     return dict(sorted(best.items()))
 
+def full_budget(member, epochs: int = 200) -> bool:
+    """Whether a `babi_members` row (a dict or a pandas row) had the paper's budget: it stopped at 0 validation
+    error (the official stop) or was given all `epochs`. Any other row is a partial budget, a capped run."""
+    return member['valid_error'] == 0 or member['max_epochs'] >= epochs
+
 def protocol_gaps(rows: Sequence[dict], seeds: Sequence[int] = range(10), epochs: int = 200) -> dict[int, dict]:
     """What the paper's protocol (best of `seeds` by validation, `epochs` each, the official stop at 0 validation error)
     still needs, per task of `babi_members` rows: `settled` (no further run can change the chosen member), the seeds
     with no run (`missing`) and those capped below `epochs` without reaching 0 validation error (`capped`)."""
     seeds, out = list(seeds), {}
-    done = lambda r: r['valid_error'] == 0 or r['max_epochs'] >= epochs     # ran the budget, or stopped at 0
     for t in sorted({r['task'] for r in rows}):
         mine = {r['seed']: r for r in rows if r['task'] == t}
         zero = sorted(s for s, r in mine.items() if r['valid_error'] == 0)
         # ties go to the lowest seed: a 0 is final once every lower seed has run its course
-        settled = bool(zero) and all(s in mine and done(mine[s]) for s in seeds if s < zero[0])
+        settled = bool(zero) and all(s in mine and full_budget(mine[s], epochs) for s in seeds if s < zero[0])
         out[t] = {'settled': settled, 'missing': [] if settled else [s for s in seeds if s not in mine],
-                  'capped': [] if settled else sorted(s for s, r in mine.items() if s in seeds and not done(r))}
+                  'capped': [] if settled else sorted(s for s, r in mine.items() if s in seeds and not full_budget(r, epochs))}
     return out
 
 # %% ../../nbs/41_entnet_babi.ipynb #78ec0932
