@@ -21,8 +21,8 @@ from ..training import (TrainConfig, Trainer, register_experiment, load_record, 
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PAPER_EPOCHS', 'PAPER_TABLE4', 'VARIANT_NAMES', 'GraphRunConfig', 'GraphTensors', 'graph_tensors',
-           'split_seeds', 'evaluate_graphs', 'step_traces', 'stop_step_table', 'pick_examples', 'graph_analysis',
-           'train_reasonet_graphs', 'refresh_graph_analysis', 'reasonet_graphs', 'main']
+           'split_seeds', 'evaluate_graphs', 'step_traces', 'stop_step_table', 'mean_stop_steps', 'pick_examples',
+           'graph_analysis', 'train_reasonet_graphs', 'refresh_graph_analysis', 'reasonet_graphs', 'main']
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #aeeb23f7
 VARIANTS = ('reasonet', 'last', 'tmax2')
@@ -181,6 +181,11 @@ def stop_step_table(model: ReasoNet, data: GraphTensors, batch_size: int = 500) 
         miss = (model.predict(out, 'expected')[0][:, 1] > 0.5).long() != y
         wrong.index_put_((col[miss],), torch.ones_like(col[miss]), accumulate=True)
     return {'counts': table.tolist(), 'steps': list(range(1, T + 1)), 'hops': list(range(-1, H - 1)), 'wrong': wrong.tolist()}
+
+def mean_stop_steps(table: dict) -> dict:
+    "Mean stopping step per shortest-path length ('No' for unreachable) of a `stop_step_table`, lengths with graphs only."
+    c, steps = np.array(table['counts'], dtype=float), np.array(table['steps'])
+    return {('No' if h < 0 else h): float(steps @ c[:, i] / c[:, i].sum()) for i, h in enumerate(table['hops']) if c[:, i].sum()}
 
 def pick_examples(data: GraphTensors, min_hops: int = 3) -> list[int]:
     "Indices of the first Yes test graph whose path has >= `min_hops` edges (else the longest) and the first No."
