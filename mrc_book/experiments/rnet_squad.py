@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, time
 from collections import Counter
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -18,13 +19,14 @@ from ..text import tokenize, Vocab, CharVocab, pad_sequences, bucket_batches
 from ..models.rnet import RNetConfig, RNet
 from ..layers.pointer import span_loss, decode_spans
 from ..metrics import evaluate_squad
-from ..training import TrainConfig, Trainer, register_experiment, save_split, load_split
+from ..training import (TrainConfig, Trainer, register_experiment, save_split, load_split, load_record,
+                               has_checkpoint, git_commit, device_name, hardware_info)
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'PROFILES', 'REPORT_DEV', 'KERAS_DEV', 'PrepareSpec', 'prepare_squad', 'load_prepared',
            'bundle_vocabs', 'split_lengths', 'bundle_batch', 'predict_split', 'split_articles', 'score_split',
            'save_rnet', 'load_rnet', 'RNetSquadConfig', 'ensure_prepared', 'train_rnet_squad', 'rnet_squad',
-           'best_dev_so_far']
+           'best_dev_so_far', 'rescore_checkpoint']
 
 # %% ../../nbs/60_rnet_squad.ipynb #07812bdb
 @dataclass
@@ -394,3 +396,47 @@ def best_dev_so_far(r: dict) -> dict | None:
     if r.get('status') != 'interrupted' or not r.get('history') or r['meta']['valid_questions'] != r['meta']['test_questions']:
         return None
     return max(r['history'], key=lambda x: x['valid_f1'])
+
+# %% ../../nbs/60_rnet_squad.ipynb #19ffb2e2
+def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 'results', out_dir: str | Path | None = None,
+                       checkpoint_dir: str | Path | None = None, prepared_dir: str | Path | None = None,
+                       batch_size: int = 32, save_model: bool = True) -> dict:
+    """Answer every dev question of the bundle with the best-so-far weights in the checkpoint of `run` (a run of
+    `rnet-squad`, finished or not) on `device`; write the record `rescore-<run>-<device type>.json` and its predictions
+    to `out_dir` (default `results_dir`), and save the weights as a model in `<checkpoint_dir>/best-so-far`."""
+    results_dir = Path(results_dir); out_dir = Path(out_dir) if out_dir is not None else results_dir
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else results_dir.parent/'checkpoints'/run
+    source = load_record(results_dir/f'{run}.json')
+    if source.get('experiment') != 'rnet-squad': raise DataError(f'{results_dir}/{run}.json: not a record of an rnet-squad run')
+    if not has_checkpoint(checkpoint_dir):
+        raise DataError(f'{checkpoint_dir}: no checkpoint of {run} on this machine; checkpoints are not kept in git, so '
+                        f're-score on the machine that trained the run, or copy its checkpoint folder here.')
+    t0 = time.monotonic()
+    b = ensure_prepared(PrepareSpec(**source['meta']['prepare']), prepared_dir)
+    ck = load_split(checkpoint_dir, 'checkpoint')
+    if ck['best_state'] is None: raise DataError(f'{checkpoint_dir}: {run} has not finished an epoch yet; nothing to re-score')
+    word_vocab, char_vocab = bundle_vocabs(b)
+    model = RNet(RNetConfig(**source['meta']['model_config']), b['word_vectors'], word_vocab, char_vocab, device=device)
+    model.load_state_dict(ck['best_state'])
+    metrics, preds = score_split(model, b, 'dev', batch_size)
+    at = ck['history'][ck['best_epoch'] - 1]   # what the run measured after that epoch, on its own device
+    name = f"rescore-{run}-{torch.device(device).type}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir/f'{name}.predictions.json').write_text(json.dumps(preds, ensure_ascii=False))
+    if save_model: save_rnet(model, checkpoint_dir/'best-so-far')
+    record = {'experiment': 'rnet-squad-rescore', 'run': name, 'status': 'completed', 'model': 'RNet', 'dataset': 'squad-v1.1',
+              'task': 'span extraction', 'profile': source['profile'], 'seed': source['seed'], 'config': source['config'],
+              'git_commit': git_commit(), 'torch': torch.__version__, 'device': device_name(device),
+              'hardware': hardware_info(device), 'wall_seconds': round(time.monotonic() - t0, 1), 'history': [],
+              'final': {'test_em': metrics['exact_match'], 'test_f1': metrics['f1'], 'test_questions': len(preds),
+                        'epoch': ck['best_epoch']},
+              'meta': {'source': {'record': f'{run}.json', 'status': source['status'], 'device': source['device'],
+                                  'git_commit': source['git_commit'], 'checkpoint_epochs_done': ck['epoch'],
+                                  'checkpoint_step_in_epoch': ck['step_in_epoch'], 'valid_questions': source['meta']['valid_questions'],
+                                  'valid_em': at['valid_em'], 'valid_f1': at['valid_f1']},
+                       'predictions': f'{name}.predictions.json',
+                       'saved_model': str(checkpoint_dir/'best-so-far') if save_model else None},
+              'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
+    (out_dir/f'{name}.json').write_text(json.dumps(record, indent=1) + '\n')
+    return record
+
