@@ -397,7 +397,7 @@ def best_dev_so_far(r: dict) -> dict | None:
         return None
     return max(r['history'], key=lambda x: x['valid_f1'])
 
-# %% ../../nbs/60_rnet_squad.ipynb #19ffb2e2
+# %% ../../nbs/60_rnet_squad.ipynb #7fca7450
 def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 'results', out_dir: str | Path | None = None,
                        checkpoint_dir: str | Path | None = None, prepared_dir: str | Path | None = None,
                        batch_size: int = 32, save_model: bool = True) -> dict:
@@ -411,7 +411,7 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
     if not has_checkpoint(checkpoint_dir):
         raise DataError(f'{checkpoint_dir}: no checkpoint of {run} on this machine; checkpoints are not kept in git, so '
                         f're-score on the machine that trained the run, or copy its checkpoint folder here.')
-    t0 = time.monotonic()
+    t0, commit = time.monotonic(), git_commit()   # the code that answers, read before the long part
     b = ensure_prepared(PrepareSpec(**source['meta']['prepare']), prepared_dir)
     ck = load_split(checkpoint_dir, 'checkpoint')
     if ck['best_state'] is None: raise DataError(f'{checkpoint_dir}: {run} has not finished an epoch yet; nothing to re-score')
@@ -426,7 +426,7 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
     if save_model: save_rnet(model, checkpoint_dir/'best-so-far')
     record = {'experiment': 'rnet-squad-rescore', 'run': name, 'status': 'completed', 'model': 'RNet', 'dataset': 'squad-v1.1',
               'task': 'span extraction', 'profile': source['profile'], 'seed': source['seed'], 'config': source['config'],
-              'git_commit': git_commit(), 'torch': torch.__version__, 'device': device_name(device),
+              'git_commit': commit, 'torch': torch.__version__, 'device': device_name(device),
               'hardware': hardware_info(device), 'wall_seconds': round(time.monotonic() - t0, 1), 'history': [],
               'final': {'test_em': metrics['exact_match'], 'test_f1': metrics['f1'], 'test_questions': len(preds),
                         'epoch': ck['best_epoch']},
