@@ -157,7 +157,10 @@ def _train(args) -> int:
                       'wall_seconds': rec.get('wall_seconds')}))
     return 0
 
-DEFAULT_MODELS = [f'checkpoints/rnet-squad-{p}-seed0/model' for p in ('full', 'cpu', 'quick')]
+# the best model this machine has: a finished full run, the best-so-far weights of an unfinished one (`rescore_checkpoint`
+# saves them), the CPU run, the quick pipeline check
+DEFAULT_MODELS = ['checkpoints/rnet-squad-full-seed0/model', 'checkpoints/rnet-squad-full-seed0-best-so-far',
+                  'checkpoints/rnet-squad-cpu-seed0/model', 'checkpoints/rnet-squad-quick-seed0/model']
 
 def _answer(args) -> int:
     from mrc_book.experiments.rnet_squad import load_rnet

@@ -403,7 +403,8 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
                        batch_size: int = 32, save_model: bool = True) -> dict:
     """Answer every dev question of the bundle with the best-so-far weights in the checkpoint of `run` (a run of
     `rnet-squad`, finished or not) on `device`; write the record `rescore-<run>-<device type>.json` and its predictions
-    to `out_dir` (default `results_dir`), and save the weights as a model in `<checkpoint_dir>/best-so-far`."""
+    to `out_dir` (default `results_dir`), and save the weights as a model in `<checkpoint_dir>-best-so-far` (beside the
+    checkpoint's folder, so that a resumed run does not carry it)."""
     results_dir = Path(results_dir); out_dir = Path(out_dir) if out_dir is not None else results_dir
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else results_dir.parent/'checkpoints'/run
     source = load_record(results_dir/f'{run}.json')
@@ -423,7 +424,8 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
     name = f"rescore-{run}-{torch.device(device).type}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir/f'{name}.predictions.json').write_text(json.dumps(preds, ensure_ascii=False))
-    if save_model: save_rnet(model, checkpoint_dir/'best-so-far')
+    model_dir = checkpoint_dir.parent/f'{checkpoint_dir.name}-best-so-far'
+    if save_model: save_rnet(model, model_dir)
     record = {'experiment': 'rnet-squad-rescore', 'run': name, 'status': 'completed', 'model': 'RNet', 'dataset': 'squad-v1.1',
               'task': 'span extraction', 'profile': source['profile'], 'seed': source['seed'], 'config': source['config'],
               'git_commit': commit, 'torch': torch.__version__, 'device': device_name(device),
@@ -435,7 +437,7 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
                                   'checkpoint_step_in_epoch': ck['step_in_epoch'], 'valid_questions': source['meta']['valid_questions'],
                                   'valid_em': at['valid_em'], 'valid_f1': at['valid_f1']},
                        'predictions': f'{name}.predictions.json',
-                       'saved_model': str(checkpoint_dir/'best-so-far') if save_model else None},
+                       'saved_model': str(model_dir) if save_model else None},
               'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
     (out_dir/f'{name}.json').write_text(json.dumps(record, indent=1) + '\n')
     return record
