@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument('--context', required=True, help='the passage: a file to read, or the text itself')
     a.add_argument('--question', required=True)
     a.add_argument('--model', default=None, metavar='DIR',
-                   help='a model saved by the rnet-squad experiment (default: checkpoints/rnet-squad-{full,cpu,quick}-seed0/model, '
-                        'the first that exists)')
+                   help='a model saved by the rnet-squad experiment (default: the first that exists of '
+                        'checkpoints/rnet-squad-full-seed0/model, checkpoints/rnet-squad-full-seed0-best-so-far, '
+                        'checkpoints/rnet-squad-{cpu,quick}-seed0/model)')
     a.add_argument('--device', default='cpu')
     a.add_argument('--json', action='store_true', help='print {"answer", "start", "end", "score"} as JSON')
     return p
