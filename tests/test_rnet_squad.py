@@ -120,3 +120,14 @@ def test_registered_with_the_reports_defaults():
     assert (m.hidden_size, m.dropout, m.max_span, m.encoder_layers) == (75, 0.2, 15, 3)
     assert (t.optimizer, t.lr, t.rho, t.eps, t.batch_size) == ('adadelta', 1.0, 0.95, 1e-6, 64)
     assert full.prepare.train_max_passage == 400 and full.prepare.dev_questions is None
+
+
+def test_rescore_without_checkpoint_is_a_clear_error(tmp_path):
+    from mrc_book.experiments.rnet_squad import rescore_checkpoint
+    results = tmp_path / 'results'; results.mkdir()
+    (results / 'rnet-squad-full-seed0.json').write_text(json.dumps({'experiment': 'rnet-squad', 'run': 'rnet-squad-full-seed0'}))
+    with pytest.raises(DataError, match='no checkpoint of rnet-squad-full-seed0 on this machine'):
+        rescore_checkpoint('rnet-squad-full-seed0', results_dir=results)
+    (results / 'other.json').write_text(json.dumps({'experiment': 'entnet-babi'}))
+    with pytest.raises(DataError, match='not a record of an rnet-squad run'):
+        rescore_checkpoint('other', results_dir=results)
