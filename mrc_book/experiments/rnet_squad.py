@@ -427,12 +427,14 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
     model_dir = checkpoint_dir.parent/f'{checkpoint_dir.name}-best-so-far'
     if save_model: save_rnet(model, model_dir)
     record = {'experiment': 'rnet-squad-rescore', 'run': name, 'status': 'completed', 'model': 'RNet', 'dataset': 'squad-v1.1',
-              'task': 'span extraction', 'profile': source['profile'], 'seed': source['seed'], 'config': source['config'],
+              'task': 'span extraction', 'profile': source['profile'], 'seed': source['seed'],
+              'config': {'run': run, 'device': str(device), 'batch_size': batch_size, 'threads': torch.get_num_threads(),
+                         'model_config': source['meta']['model_config'], 'prepare': source['meta']['prepare']},
               'git_commit': commit, 'torch': torch.__version__, 'device': device_name(device),
               'hardware': hardware_info(device), 'wall_seconds': round(time.monotonic() - t0, 1), 'history': [],
               'final': {'test_em': metrics['exact_match'], 'test_f1': metrics['f1'], 'test_questions': len(preds),
                         'epoch': ck['best_epoch']},
-              'meta': {'source': {'record': f'{run}.json', 'status': source['status'], 'device': source['device'],
+              'meta': {'source': {'record': f'{run}.json', 'status': source['status'], 'device': source['device'], 'config': source['config'],
                                   'git_commit': source['git_commit'], 'checkpoint_epochs_done': ck['epoch'],
                                   'checkpoint_step_in_epoch': ck['step_in_epoch'], 'valid_questions': source['meta']['valid_questions'],
                                   'valid_em': at['valid_em'], 'valid_f1': at['valid_f1']},
