@@ -131,3 +131,5 @@ def test_rescore_without_checkpoint_is_a_clear_error(tmp_path):
     (results / 'other.json').write_text(json.dumps({'experiment': 'entnet-babi'}))
     with pytest.raises(DataError, match='not a record of an rnet-squad run'):
         rescore_checkpoint('other', results_dir=results)
+    with pytest.raises(DataError, match='no run record'):
+        rescore_checkpoint('no-such-run', results_dir=results)

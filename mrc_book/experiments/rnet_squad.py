@@ -407,6 +407,8 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
     checkpoint's folder, so that a resumed run does not carry it)."""
     results_dir = Path(results_dir); out_dir = Path(out_dir) if out_dir is not None else results_dir
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else results_dir.parent/'checkpoints'/run
+    if not (results_dir/f'{run}.json').is_file():
+        raise DataError(f'{results_dir}/{run}.json: no run record; name a run of `rnet-squad` that has a record in {results_dir}.')
     source = load_record(results_dir/f'{run}.json')
     if source.get('experiment') != 'rnet-squad': raise DataError(f'{results_dir}/{run}.json: not a record of an rnet-squad run')
     if not has_checkpoint(checkpoint_dir):
