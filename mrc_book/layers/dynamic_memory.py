@@ -99,7 +99,7 @@ class MemoryRecurrence(torch.autograd.Function):
                 keep, dh = dh * ~r, dh * r
             if ctx.normalize:  # d(n/|n|) = (dh - h'(h'.dh)) / |n| (no projection where the norm was clamped)
                 proj = (dh * hn).sum(-1, keepdim=True)
-                if bool((sq < 1e-24).any()): proj = proj * (sq >= 1e-24)
+                proj = proj * (sq >= 1e-24)   # exact (x 1.0) where not clamped; no host sync on a GPU
                 dn = torch.addcmul(dh, hn, proj, value=-1).mul_(inv)
             else: dn = dh
             dgate = (dn * cand).sum(-1)                          # [K, n, m]
@@ -240,9 +240,13 @@ class DynamicMemory(nn.Module):
         by_step = lambda x: x.reshape(K, n_batch, n_steps, x.shape[-1]).permute(2, 0, 1, 3).contiguous()
         mask = mask.reshape(K, n_batch, n_steps)
         real = [mask[:, :n_active[t], t] if holes[t] else None for t in range(n_steps)]
-        memory = MemoryRecurrence.apply(keys.reshape(K, -1, m, d), by_step(sentences), by_step(location),
-                                        by_step(drive), key_term.reshape(K, -1, m, d), self.U, self.prelu_slope,
-                                        n_active, real, self.normalize)
+        # the hand-written backward needs one dtype: under autocast (bf16) the inputs arrive in bf16 and the
+        # parameters in float32, so the recurrence runs in the parameters' dtype (a no-op without autocast)
+        dt = self.U.dtype
+        with torch.autocast(sentences.device.type, enabled=False):
+            memory = MemoryRecurrence.apply(keys.reshape(K, -1, m, d).to(dt), by_step(sentences).to(dt), by_step(location).to(dt),
+                                            by_step(drive).to(dt), key_term.reshape(K, -1, m, d).to(dt), self.U, self.prelu_slope,
+                                            n_active, real, self.normalize)
         return memory.view(*batch_shape, m, d)
 
     def extra_repr(self):

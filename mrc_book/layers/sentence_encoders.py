@@ -12,9 +12,10 @@ from .model_stack import stacked_shape
 __all__ = ['positional_encoding_weights', 'SentenceEncoder']
 
 # %% ../../nbs/21_layers.sentence_encoders.ipynb #4b9d1bbe
-def positional_encoding_weights(word_mask: Tensor, dim: int) -> Tensor:
-    "MemN2N position weights `[..., W, dim]` for a word mask `[..., W]` (True = real word; J = real words per sentence)."
-    n_words = word_mask.sum(-1, keepdim=True).clamp_min(1).unsqueeze(-1).to(torch.get_default_dtype())  # J, [...,1,1]
+def positional_encoding_weights(word_mask: Tensor, dim: int, dtype: torch.dtype | None = None) -> Tensor:
+    """MemN2N position weights `[..., W, dim]` for a word mask `[..., W]` (True = real word; J = real words per sentence),
+    in `dtype` (default: torch's default dtype)."""
+    n_words = word_mask.sum(-1, keepdim=True).clamp_min(1).unsqueeze(-1).to(dtype or torch.get_default_dtype())  # J, [...,1,1]
     i = torch.arange(1, word_mask.shape[-1] + 1, device=word_mask.device, dtype=n_words.dtype).view(-1, 1)  # [W,1]
     k = torch.arange(1, dim + 1, device=word_mask.device, dtype=n_words.dtype)  # [dim]
     weights = (1 - i / n_words) - (k / dim) * (1 - 2 * i / n_words)
@@ -31,11 +32,12 @@ class SentenceEncoder(nn.Module):
         # f_i, one d-vector per word position; initialised to 1 = bag of words (appendix A)
         self.mask = nn.Parameter(torch.ones(stacked_shape(n_models, max_words, dim))) if kind == 'mask' else None
 
-    def word_weights(self, word_mask: Tensor) -> Tensor:
-        "The weights f_i of each word, zero on padding: `[..., W, d]`."
+    def word_weights(self, word_mask: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        "The weights f_i of each word, zero on padding: `[..., W, d]`, in the mask's dtype, else `dtype` (default: torch's)."
         n_words = word_mask.shape[-1]
-        if self.kind == 'positional': return positional_encoding_weights(word_mask, self.dim)
-        real = word_mask.unsqueeze(-1).to(torch.get_default_dtype() if self.mask is None else self.mask.dtype)
+        if self.mask is not None: dtype = self.mask.dtype
+        if self.kind == 'positional': return positional_encoding_weights(word_mask, self.dim, dtype)
+        real = word_mask.unsqueeze(-1).to(dtype or torch.get_default_dtype())
         if self.kind == 'bow': return real
         if n_words > self.max_words:
             raise ValueError(f"SentenceEncoder: sentences have {n_words} word slots but the mask was built for "
@@ -47,6 +49,6 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, word_vectors: Tensor, word_mask: Tensor) -> Tensor:
         "Sentence vectors `[..., d]` from word vectors `[..., W, d]` and word mask `[..., W]` (True = real word)."
-        return (self.word_weights(word_mask) * word_vectors).sum(-2)
+        return (self.word_weights(word_mask, word_vectors.dtype) * word_vectors).sum(-2)
 
     def extra_repr(self): return f"kind={self.kind!r}, dim={self.dim}, max_words={self.max_words}, n_models={self.n_models}"

@@ -51,7 +51,7 @@ class EntNet(nn.Module):
         self.memory = DynamicMemory(dim, n_slots, activation, gate_bias, normalize, simplified, n_models, init_std)
         self.output = EntNetOutput(dim, answer_size, activation, n_models, init_std)
         if tie_prelu and self.memory.prelu_slope is not None:
-            self.output.prelu_slope = self.memory.prelu_slope  # one PReLU shared by memory and output (official code)
+            self.output.prelu_slope = self.memory.prelu_slope  # one PReLU shared by memory and output (the author's advice)
 
     def embed(self, ids: Tensor) -> Tensor:
         "Word vectors `[..., d]` for word ids `[...]` (with a leading K when stacked)."
