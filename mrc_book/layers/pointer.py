@@ -25,11 +25,10 @@ class PointerNetwork(nn.Module):
         "h_p [B,T,d_p], p_mask [B,T], u_q [B,J,d_q], q_mask [B,J] -> (start_logits, end_logits), each [B,T]."
         h_a, _ = self.pool(u_q, q_mask)                         # h^a_0 = r^Q
         keys_proj = self.attention.W_u(h_p)                     # W^P_h h^P_j, shared by both steps
-        low = torch.finfo(h_p.dtype).min
         logits = []
         for step in range(2):
             s = additive_scores(keys_proj, self.attention.W_v(h_a).unsqueeze(1), self.attention.v)[:, 0]
-            s = s.masked_fill(~p_mask, low)
+            s = s.masked_fill(~p_mask, torch.finfo(s.dtype).min)   # the scores' own dtype (bf16 under autocast)
             logits.append(s)
             if step == 0:
                 a = torch.softmax(s, -1)                        # eq. 9 (padded positions: exp(min) = 0)
