@@ -77,19 +77,26 @@ def contrastive_reward_loss(gate_logits: torch.Tensor, answer_log_probs: torch.T
         r = (answer == target[:, None]).to(gate_logits.dtype)
         answer_log_prob = answer_log_probs.gather(-1, answer.unsqueeze(-1)).squeeze(-1)            # log p_T(a_T)
     pi = log_pi.detach().exp()
-    b = (pi * r).sum(-1)
-    if baseline == 'ratio':
-        scale = 1.0 / b.clamp_min(eps)
-        advantage = pi * (r * scale[:, None] - 1)
-        value = -torch.log(b.clamp_min(eps))
+    if reward == 'expected' and baseline == 'ratio':
+        # in log space, so that π_T r_T / b stays exact however small b gets: an instance answered confidently
+        # wrong (b far below any eps) keeps its full gradient, and the value is its true -log b
+        log_w = (log_pi.detach() + target_log_prob.detach()).clamp_min(torch.finfo(log_pi.dtype).min)   # log π_T r_T
+        log_b = torch.logsumexp(log_w, -1)
+        b, weight = log_b.exp(), (log_w - log_b[:, None]).exp()                                        # π_T r_T / b
+        advantage, value = weight - pi, -log_b
     else:
-        scale = torch.ones_like(b)
-        advantage = pi * (r - b[:, None])
-        value = -b
+        b = (pi * r).sum(-1)
+        if baseline == 'ratio':   # argmax reward: b = 0 when no step answers right, so b is clamped at eps
+            weight = pi * r / b.clamp_min(eps)[:, None]
+            advantage, value = weight - pi, -torch.log(b.clamp_min(eps))
+        else:
+            weight = pi * r
+            advantage, value = pi * (r - b[:, None]), -b
     surrogate = -(advantage * log_pi).sum(-1)
     if answer_term:
-        # exact sum over answers: weight π_T r_T / b on log p_T(c); one (greedy) answer: the episode's advantage
-        answer_weight = pi * r * scale[:, None] if reward == 'expected' else advantage
+        # exact sum over answers: weight π_T r_T / b (ratio) or π_T r_T (difference) on log p_T(c); with
+        # reward='argmax', a heuristic: the episode's advantage on the greedy answer's log p_T(a_T)
+        answer_weight = weight if reward == 'expected' else advantage
         surrogate = surrogate - (answer_weight * answer_log_prob).sum(-1)
     loss = value.mean() + (surrogate - surrogate.detach()).mean()
     return ContrastiveRewardLoss(loss, b, advantage, pi, r)
