@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     sq = esub.add_parser('squad', help='the official SQuAD v1.1 evaluation (prints {"exact_match": .., "f1": ..})')
     sq.add_argument('dataset', help='SQuAD v1.1 JSON, e.g. dev-v1.1.json')
     sq.add_argument('predictions', help='JSON object {question id: answer text}')
+    sq.add_argument('--ignore-extra-ids', action='store_true',
+                    help='ignore predictions for ids not in the dataset, as the official script does (default: an error)')
 
     t = sub.add_parser('train', help='run a registered experiment')
     t.add_argument('name', nargs='?')
@@ -172,6 +174,9 @@ def _answer(args) -> int:
     ctx = Path(args.context)
     try: is_file = len(args.context) < 4096 and '\n' not in args.context and ctx.is_file()
     except OSError: is_file = False
+    if not is_file and not any(c.isspace() for c in args.context.strip()) and (
+            '/' in args.context or '\\' in args.context or ctx.suffix.lower() in ('.txt', '.json', '.md')):
+        return _error(f'--context {args.context!r}: no such file (pass the passage itself, or a file that exists)')
     context = ctx.read_text(encoding='utf-8') if is_file else args.context
     if not context.strip(): return _error(f'--context {args.context!r}: the passage is empty')
     if not args.question.strip(): return _error('--question is empty')
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             for p in (args.dataset, args.predictions):
                 if not Path(p).is_file(): raise DataError(f'{p}: no such file')
             from mrc_book.metrics import evaluate_squad_files
-            print(json.dumps(evaluate_squad_files(args.dataset, args.predictions)))
+            print(json.dumps(evaluate_squad_files(args.dataset, args.predictions, strict=not args.ignore_extra_ids)))
             return 0
         if args.command == 'train': return _train(args)
         if args.command == 'answer': return _answer(args)

@@ -64,7 +64,12 @@ def _questions(dataset) -> list[tuple[str, list[str]]]:
         else:
             for paragraph in item['paragraphs']:
                 for qa in paragraph['qas']:
-                    out.append((qa['id'], [a['text'] for a in qa['answers']]))
+                    texts = [a['text'] for a in qa['answers']]
+                    if not texts or not all(isinstance(t, str) for t in texts):
+                        raise DataError(f"question {qa['id']!r}: " + ('no gold answers' if not texts else
+                                        'a gold answer text that is not a string') + '; every SQuAD v1.1 question has '
+                                        'at least one answer text (a SQuAD 2.0 file? Score it with the v2.0 script).')
+                    out.append((qa['id'], texts))
     return out
 
 def _check_predictions(predictions, ids: set, source: str, strict: bool):
@@ -124,11 +129,13 @@ def evaluate_squad_files(dataset_path, predictions_path, strict: bool = True) ->
         raise DataError(f'{dataset_path}: not a SQuAD dataset file (expected an object with a "data" list of articles).')
     if dataset.get('version') != '1.1':
         warnings.warn(f'{dataset_path}: evaluation expects v-1.1, but got dataset with v-{dataset.get("version")}')
-    predictions = _read_json(predictions_path, 'predictions')
-    try: return evaluate_squad(dataset['data'], predictions, strict=strict, source=str(predictions_path))
-    except (KeyError, TypeError) as e:
+    try: _questions(dataset['data'])   # the dataset's own errors, named as the dataset's
+    except DataError as e: raise DataError(f'{dataset_path}: {e}') from None
+    except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f'{dataset_path}: malformed SQuAD dataset ({e.__class__.__name__}: {e}); every article needs '
                         f'"paragraphs", every paragraph "qas", every question "id" and "answers" with "text".') from None
+    predictions = _read_json(predictions_path, 'predictions')
+    return evaluate_squad(dataset['data'], predictions, strict=strict, source=str(predictions_path))
 
 # %% ../nbs/03_metrics.ipynb #cd52546d
 def accuracy(pred, gold) -> float:

@@ -108,3 +108,29 @@ def test_train_quick_bow_via_cli(capsys, tmp_path):
     assert rec['task'] == 1 and rec['dataset'] == 'babi-en' and rec['seed'] == 1
     # far above chance (1 of 6 places) and far from perfect: a bag of words ignores sentence order
     assert 25 < rec['final']['test_accuracy'] < 90
+
+
+def test_evaluate_ignore_extra_ids(capsys, tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    qas = [q for a in data['data'] for p in a['paragraphs'] for q in p['qas']]
+    pred = tmp_path / 'pred.json'
+    pred.write_text(json.dumps({**{q['id']: q['answers'][0]['text'] for q in qas}, 'another-id': 'x'}))
+    code, out, err = run(capsys, 'evaluate', 'squad', str(FIXTURE), str(pred))
+    assert code == 2 and 'not in the dataset' in err
+    code, out, err = run(capsys, 'evaluate', 'squad', str(FIXTURE), str(pred), '--ignore-extra-ids')
+    assert code == 0 and json.loads(out) == {'exact_match': 100.0, 'f1': 100.0}
+
+
+def test_answer_bad_context_path_and_broken_model(capsys, tmp_path):
+    model = tmp_path / 'model'; model.mkdir()
+    (model / 'config.json').write_text('{')
+    missing = tmp_path / 'passage.txt'
+    code, out, err = run(capsys, 'answer', '--model', str(model), '--context', str(missing), '--question', 'Who?')
+    assert code == 2 and out == '' and 'no such file' in err and err.count('\n') == 1
+    code, out, err = run(capsys, 'answer', '--model', str(model), '--context', 'Denver won.', '--question', 'Who?')
+    assert code == 2 and 'config.json' in err and 'not valid JSON' in err and err.count('\n') == 1
+    (model / 'config.json').write_text(json.dumps({'format': 'rnet-model-v1'}))
+    from mrc_book.experiments.rnet_squad import MODEL_FORMAT
+    (model / 'config.json').write_text(json.dumps({'format': MODEL_FORMAT}))
+    code, out, err = run(capsys, 'answer', '--model', str(model), '--context', 'Denver won.', '--question', 'Who?')
+    assert code == 2 and 'weights are incomplete' in err and err.count('\n') == 1

@@ -154,3 +154,56 @@ def test_cloze_malformed_and_missing(tmp_path):
     p.write_text('\n'.join(good[:3]))
     _raises(lambda: parse_cloze_question(p), str(p), 'truncated')
     _raises(lambda: load_cloze('cnn', 'test', roots=[tmp_path]), 'cnn/questions/test/', 'kcho/DMQA')
+
+
+# ---------------------------------------------------------------- wrong types and shapes (each a DataError, no deep stack trace)
+@pytest.mark.parametrize('edit, why', [
+    (lambda o: o['data'].append('x'), 'an article must be an object'),
+    (lambda o: o['data'][0].pop('paragraphs'), "no 'paragraphs' list"),
+    (lambda o: o['data'][0]['paragraphs'][0].update(qas={'id': 'x'}), "no 'qas' list"),
+    (lambda o: o['data'][0]['paragraphs'][0]['qas'][0]['answers'][0].update(answer_start='0'), "answer_start '0' is not a character offset"),
+    (lambda o: o['data'][0]['paragraphs'][0]['qas'][0]['answers'][0].update(answer_start=1.0), 'answer_start 1.0 is not a character offset'),
+    (lambda o: o['data'][0]['paragraphs'][0]['qas'][0]['answers'][0].update(answer_start=-6), 'answer_start -6 is not a character offset'),
+    (lambda o: o['data'][0]['paragraphs'][0]['qas'][1].update(id=o['data'][0]['paragraphs'][0]['qas'][0]['id']), 'the same id as article 0 paragraph 0 question 0'),
+])
+def test_squad_wrong_types(tmp_path, edit, why):
+    obj = _tiny(); edit(obj)
+    p = _write(tmp_path, obj)
+    _raises(lambda: read_squad_json(p), p, why, 'mrc data fetch')
+
+def test_babi_question_without_tabs_and_no_questions(tmp_path):
+    lines = GOOD_BABI.copy(); lines[2] = '3 Where is Mary? bathroom 1\n'
+    p = tmp_path/'qa1_single-supporting-fact_train.txt'; p.write_text(''.join(lines))
+    _raises(lambda: parse_babi(p), f'{p}:3:', 'a question without its tab-separated answer')
+    p.write_text('1 Mary moved to the bathroom.\n2 John went to the hallway.\n')
+    _raises(lambda: parse_babi(p), p, 'no questions')
+
+def test_cbt_candidates(tmp_path):
+    lines = (FIXTURES/'cbt_tiny.txt').read_text().splitlines(keepends=True)
+    num, text = lines[20].split(' ', 1)
+    query, answer, empty, cands = text.rstrip('\n').split('\t')
+    p = tmp_path/'cbtest_NE_valid_2000ex.txt'
+    for cs, why in ((cands.split('|')[:1] if answer == cands.split('|')[0] else [answer], '1 candidates instead of 10'),
+                    ([answer] + cands.split('|')[1:-1] + [''], 'some empty')):
+        p.write_text(''.join(lines[:20] + [f"{num} {query}\t{answer}\t\t{'|'.join(cs)}\n"]))
+        _raises(lambda: parse_cbt(p), f'{p}:21:', why)
+    p.write_text(''.join(lines[:20] + [f"{num} {query}\t \t\t{cands}\n"]))
+    _raises(lambda: parse_cbt(p), f'{p}:21:', 'an empty answer')
+
+def test_fetch_uses_an_archive_put_there_by_hand(tmp_path):
+    import tarfile
+    from mrc_book.data.sources import fetch, DATASETS
+    from mrc_book.data.cbt import cbt_file, CBT_WORD_TYPES, _CBT_SPLITS
+    ds = DATASETS['cbt']
+    src = tmp_path/'src'/'CBTest'/'data'; src.mkdir(parents=True)
+    for t in CBT_WORD_TYPES:
+        for s in _CBT_SPLITS: (src/Path(cbt_file(t, s)).name).write_text((FIXTURES/'cbt_tiny.txt').read_text())
+    root = tmp_path/'root'; (root/'downloads').mkdir(parents=True)
+    archive = root/'downloads'/ds.url.rsplit('/', 1)[-1]
+    with tarfile.open(archive, 'w:gz') as t: t.add(tmp_path/'src'/'CBTest', arcname='CBTest')
+    paths = fetch('cbt', roots=[root])           # no network needed: the archive is there
+    assert len(paths) == len(ds.files) and all(Path(q).is_file() and str(q).startswith(str(root)) for q in paths)
+    assert len(parse_cbt(paths[0])) == 2
+    root2 = tmp_path/'root2'; (root2/'downloads').mkdir(parents=True)
+    (root2/'downloads'/archive.name).write_bytes(b'not an archive')
+    _raises(lambda: fetch('cbt', roots=[root2]), archive.name, 'not a readable archive', ds.url)

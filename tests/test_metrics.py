@@ -86,3 +86,13 @@ def test_examples_as_dataset():
     examples = [Ex('q1', 't', 'c', '?', [('the Denver Broncos', 0), ('Denver', 0)]), Ex('q2', 't', 'c', '?', [('Carolina Panthers', 0)])]
     r = evaluate_squad(examples, {'q1': 'The Denver Broncos.', 'q2': 'Panthers'})
     assert r == evaluate_squad(DATASET, {'q1': 'The Denver Broncos.', 'q2': 'Panthers'})
+
+
+def test_dataset_without_gold_answers_names_the_file(tmp_path):
+    (tmp_path/'p.json').write_text('{"q1": "x"}')
+    for answers, why in (([], 'no gold answers'), ([{'text': None, 'answer_start': 0}], 'not a string')):
+        d = {'version': '1.1', 'data': [{'title': 't', 'paragraphs': [{'context': 'c', 'qas': [
+            {'id': 'q1', 'question': '?', 'answers': answers}]}]}]}
+        (tmp_path/'d.json').write_text(json.dumps(d))
+        with pytest.raises(DataError) as e: evaluate_squad_files(tmp_path/'d.json', tmp_path/'p.json')
+        assert str(tmp_path/'d.json') in str(e.value) and why in str(e.value) and "'q1'" in str(e.value)

@@ -75,6 +75,7 @@ def _babi_stories(path: Path, task: int = 0) -> list[tuple[str, list[BabiExample
             raw.append(line)
             if '\t' not in text:
                 if not text.strip(): raise bad(n, line, 'empty statement')
+                if '?' in text: raise bad(n, line, 'a question without its tab-separated answer and supporting IDs')
                 line_to_stmt[num] = len(statements)
                 statements.append(babi_tokens(text))
                 continue
@@ -86,6 +87,9 @@ def _babi_stories(path: Path, task: int = 0) -> list[tuple[str, list[BabiExample
             except (ValueError, KeyError): raise bad(n, line, f'supporting IDs {sup!r} are not earlier statement IDs') from None
             exs.append(BabiExample(task, statements[:], babi_tokens(q), a.strip().lower(), sup, len(stories)))
     if raw: stories.append(('\n'.join(raw), exs))
+    if not any(exs for _, exs in stories):
+        raise DataError(f"{path}: no questions in the file (every bAbI file has some). An empty or truncated file? "
+                        f"Fix: download it again (`mrc data fetch babi-en-10k`).")
     return stories
 
 def parse_babi(path, task: int = 0) -> list[BabiExample]:

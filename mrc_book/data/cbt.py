@@ -65,7 +65,10 @@ def parse_cbt(path) -> list[CBTExample]:
             query, candidates = query.split(), [c.strip() for c in cands.split('|')]
             if query.count(CBT_BLANK) != 1: raise bad(n, line, f'the query has {query.count(CBT_BLANK)} {CBT_BLANK} blanks, not 1')
             answer = answer.strip()
+            if not answer: raise bad(n, line, 'an empty answer')
             if answer not in candidates: raise bad(n, line, f'the answer {answer!r} is not among the candidates')
+            if len(candidates) != 10 or not all(candidates):
+                raise bad(n, line, f'{len(candidates)} candidates (some empty)' if not all(candidates) else f'{len(candidates)} candidates instead of 10')
             out.append(CBTExample(context, query, answer, candidates))
             context = []
     if context: raise DataError(f"{path}: the file ends inside an example ({len(context)} context lines, no query "

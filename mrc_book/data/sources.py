@@ -151,12 +151,17 @@ def fetch(name: str, roots: list[Path] | None = None) -> list[Path]:
             assert len(ds.files) == 1, 'a dataset downloaded as a plain file has exactly one file'
             _download(ds.url, target/ds.files[0])
         else:
-            archive = _download(ds.url, target/'downloads'/ds.url.rsplit('/', 1)[-1])
+            dest = target/'downloads'/ds.url.rsplit('/', 1)[-1]
+            archive = dest if dest.is_file() else _download(ds.url, dest)   # one put there by hand is used as it is
             out = target/ds.archive_root
-            if zipfile.is_zipfile(archive):
-                with zipfile.ZipFile(archive) as z: z.extractall(out)
-            else:
-                with tarfile.open(archive) as t: t.extractall(out, filter='data')
+            try:
+                if zipfile.is_zipfile(archive):
+                    with zipfile.ZipFile(archive) as z: z.extractall(out)
+                else:
+                    with tarfile.open(archive) as t: t.extractall(out, filter='data')
+            except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+                raise DataError(f"{archive}: not a readable archive ({e.__class__.__name__}: {e}). Delete it and fetch "
+                                f"again, or put an intact copy of {ds.url} there.") from None
     return [locate(f, download=False, roots=roots) for f in ds.files]
 
 # %% ../../nbs/10_data.sources.ipynb #b91a801b

@@ -59,29 +59,43 @@ def read_squad_json(path, allow_null_ids: bool = False, allow_null_starts: bool 
         keys = list(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
         raise DataError(f"{path}: not a SQuAD file: the top level has no 'data' list (found {keys}). "
                         f"SQuAD v1.1 is {{\"version\": \"1.1\", \"data\": [articles]}}. {_fix(path)}")
+    def need(ok: bool, where: str, what: str):
+        if not ok: raise DataError(f"{where}: {what}. {_fix(path)}")
+    seen: dict = {}   # question id -> where it first appeared
     for a, article in enumerate(obj['data']):
+        need(isinstance(article, dict), f"{path}: article {a}", f"an article must be an object, not a {type(article).__name__}")
         title = article.get('title', f'#{a}')
-        for p, para in enumerate(article.get('paragraphs', ())):
+        need(isinstance(article.get('paragraphs'), list), f"{path}: article {a} ({title!r})", "no 'paragraphs' list")
+        for p, para in enumerate(article['paragraphs']):
+            at = f"{path}: article {a} ({title!r}) paragraph {p}"
+            need(isinstance(para, dict), at, f"a paragraph must be an object, not a {type(para).__name__}")
             ctx = para.get('context')
-            if not isinstance(ctx, str) or not ctx:
-                raise DataError(f"{path}: article {a} ({title!r}) paragraph {p}: missing or empty 'context'. {_fix(path)}")
-            for q, qa in enumerate(para.get('qas', ())):
-                where = f"{path}: article {a} ({title!r}) paragraph {p} question {q} (id {qa.get('id')!r})"
+            need(isinstance(ctx, str) and bool(ctx), at, "missing or empty 'context'")
+            need(isinstance(para.get('qas'), list), at, "no 'qas' list")
+            for q, qa in enumerate(para['qas']):
+                need(isinstance(qa, dict), f"{at} question {q}", f"a question must be an object, not a {type(qa).__name__}")
+                where = f"{at} question {q} (id {qa.get('id')!r})"
                 if qa.get('id') is None and not allow_null_ids:
                     raise DataError(f"{where}: null id. Only the staged reconstruction of the training set "
                                     f"({SQUAD_TRAIN_RECONSTRUCTED}) may have null ids. {_fix(path)}")
-                if not isinstance(qa.get('question'), str) or not qa['question'].strip():
-                    raise DataError(f"{where}: missing or empty question. {_fix(path)}")
+                if qa.get('id') is not None:
+                    need(qa['id'] not in seen, where, f"the same id as {seen.get(qa['id'])}")
+                    seen[qa['id']] = f"article {a} paragraph {p} question {q}"
+                need(isinstance(qa.get('question'), str) and bool(str(qa.get('question')).strip()), where,
+                     "missing or empty question")
                 answers = qa.get('answers')
-                if not answers:
-                    raise DataError(f"{where}: no answers (SQuAD v1.1 questions all have at least one). {_fix(path)}")
+                need(isinstance(answers, list) and bool(answers), where,
+                     "no answers (SQuAD v1.1 questions all have at least one)")
                 for k, ans in enumerate(answers):
+                    need(isinstance(ans, dict), f"{where} answer {k}", f"an answer must be an object, not a {type(ans).__name__}")
                     t, s = ans.get('text'), ans.get('answer_start')
                     if not isinstance(t, str) or not t.strip():
                         raise DataError(f"{where} answer {k}: empty answer text. {_fix(path)}")
                     if s is None:
                         if allow_null_starts: continue
                         raise DataError(f"{where} answer {k}: null answer_start for {t!r}. {_fix(path)}")
+                    need(isinstance(s, int) and not isinstance(s, bool) and s >= 0, f"{where} answer {k}",
+                         f"answer_start {s!r} is not a character offset (an integer >= 0)")
                     if ctx[s:s + len(t)] != t:
                         raise DataError(f"{where} answer {k}: answer_start {s} does not match the context: the "
                                         f"answer is {t!r} but context[{s}:{s + len(t)}] is {ctx[s:s + len(t)]!r}. "
@@ -153,7 +167,7 @@ def squad_examples(obj: dict, source: str = '') -> SquadSplit:
     "One `SquadExample` per question of a parsed SQuAD object; answers without an offset are dropped and reported."
     out, skipped, dropped = SquadSplit(), [], 0
     for article in obj['data']:
-        title = article['title']
+        title = article.get('title', '')
         for para in article['paragraphs']:
             ctx = para['context']
             for qa in para['qas']:

@@ -245,9 +245,13 @@ def load_rnet(directory: str | Path, device: str | torch.device = 'cpu') -> RNet
     if not (directory/'config.json').is_file():
         raise DataError(f'{directory}: no saved R-NET model (config.json missing). Train one first: '
                         f'`mrc train rnet-squad --profile quick` saves it under checkpoints/rnet-squad-quick-seed0/model.')
-    meta = json.loads((directory/'config.json').read_text())
-    if meta.get('format') != MODEL_FORMAT: raise DataError(f'{directory}/config.json: not a saved R-NET model')
-    saved = load_split(directory, 'weights')
+    fix = 'Copy the whole folder again, or point --model at a complete one (or retrain).'
+    try: meta = json.loads((directory/'config.json').read_text())
+    except json.JSONDecodeError as e: raise DataError(f'{directory}/config.json: not valid JSON ({e.msg}). {fix}') from None
+    if not isinstance(meta, dict) or meta.get('format') != MODEL_FORMAT:
+        raise DataError(f'{directory}/config.json: not a saved R-NET model')
+    try: saved = load_split(directory, 'weights')
+    except (FileNotFoundError, ValueError, AssertionError) as e: raise DataError(f'{directory}: the weights are incomplete ({e}). {fix}') from None
     model = RNet(RNetConfig(**meta['config']), saved['word_vectors'], Vocab.load(directory/'word_vocab.json'),
                  CharVocab.load(directory/'char_vocab.json'), device=device)
     model.load_state_dict(saved['state'])
