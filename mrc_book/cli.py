@@ -154,6 +154,8 @@ def _train(args) -> int:
                                       finish_by=args.finish_by)
     except training.UnsupportedOption as e:
         return _error(f'--finish-by: {e}')
+    except training.ResumeMismatch as e:
+        return _error(f'--resume: {e}')
     path = Path(args.results_dir)/f"{rec.get('run')}.json"   # an experiment of several runs returns a summary instead
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'),
                       'record': str(path) if path.is_file() else None, 'runs': rec.get('runs'),

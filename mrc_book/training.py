@@ -17,10 +17,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
-           'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id',
-           'hardware_info', 'OpCount', 'load_record', 'load_records', 'run_scale', 'bf16_supported', 'Trainer',
-           'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption',
-           'run_experiment']
+           'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name',
+           'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'load_records', 'run_scale', 'bf16_supported',
+           'ResumeMismatch', 'Trainer', 'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment',
+           'UnsupportedOption', 'run_experiment']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -110,6 +110,12 @@ def _write_atomic(path: Path, data: bytes):
         f.write(data); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 
+def write_record(path: str | Path, record: dict) -> Path:
+    "Write a run record as the trainer does: JSON-safe values, indent 1, atomically (a killed write leaves the old file)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, (json.dumps(_jsonable(record), indent=1) + '\n').encode())
+    return path
+
 def save_split(obj: Any, directory: str | Path, name: str = 'checkpoint', part_bytes: int = CHECKPOINT_PART_BYTES) -> Path:
     "`torch.save` `obj` as parts of at most `part_bytes` bytes plus a manifest `directory/name.json`; returns the manifest path."
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
@@ -157,7 +163,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module):
-        params = dict(model.named_parameters())
+        params = dict(model.named_parameters(remove_duplicate=False))   # a tied weight under each of its names
         for k, v in model.state_dict().items():
             if k in params and v.is_floating_point(): self.shadow[k].lerp_(v, 1 - self.decay)
             else: self.shadow[k].copy_(v)
@@ -173,15 +179,16 @@ def _project_root() -> Path:
     return Path(mrc_book.__file__).resolve().parent.parent
 
 def git_commit(root: str | Path | None = None) -> str:
-    """HEAD's commit, `-dirty` if tracked files other than the run records under `results/` changed (a record
-    written by an earlier run of the same session is not a change to the code). Outside git (a working tree copied
-    to a GPU machine without its .git) it is `$MRC_GIT_COMMIT` when the copier set it, else 'unknown'."""
+    """HEAD's commit, `-dirty` if files other than the run records under `results/` changed or were added without
+    being committed (a record written by an earlier run of the same session is not a change to the code; git-ignored
+    files such as checkpoints never count). Outside git (a working tree copied to a GPU machine without its .git) it
+    is `$MRC_GIT_COMMIT` when the copier set it (compute it here with `git_commit()`, `-dirty` included), else 'unknown'."""
     root = root or _project_root()
     outside = os.environ.get('MRC_GIT_COMMIT') or 'unknown'
     try:
         head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0: return outside
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)results'],
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=normal', '--', '.', ':(exclude)results'],
                                cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
         return head.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return outside
@@ -259,10 +266,29 @@ def _isatty() -> bool:
 def bf16_supported(device: torch.device | str) -> bool:
     "Whether bfloat16 autocast has fast kernels on `device`: CUDA, or a CPU where oneDNN has bf16 kernels (AVX-512 or AMX)."
     device = torch.device(device)
-    if device.type == 'cuda': return True
+    if device.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type != 'cpu': return False
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return False
+
+# settings a resumed run may change: how long and where it runs, not what it trains
+_MAY_CHANGE_ON_RESUME = {'epochs', 'device', 'threads', 'time_budget', 'finish_by', 'checkpoint_every_steps',
+                         'stop_after_steps', 'progress', 'log_every', 'verbose'}
+
+class ResumeMismatch(ValueError):
+    "A checkpoint saved by a run with other training settings than the run asked to continue it."
+
+def _check_resumable(saved: dict | None, now: dict, where: Path) -> None:
+    "Refuse to continue a checkpoint whose recipe (lr, optimizer, seed, batch size, ...) differs from this run's."
+    if not saved: return   # checkpoints older than the saved config
+    now = _jsonable(now)
+    diff = {k: (saved[k], now[k]) for k in sorted(saved.keys() & now.keys())
+            if k not in _MAY_CHANGE_ON_RESUME and saved[k] != now[k]}
+    if diff:
+        raise ResumeMismatch(f'{where}: the checkpoint was saved by a run with other settings ('
+                             + ', '.join(f'{k} {a!r} there, {b!r} here' for k, (a, b) in diff.items())
+                             + '). Resume with the same settings, or start afresh without --resume '
+                             '(its first checkpoint replaces this one).')
 
 class Trainer:
     "Trains `model` with `config`; resumable, time-boxed, leaves a run record (see the notebook for the contract)."
@@ -331,6 +357,7 @@ class Trainer:
 
     def load_checkpoint(self):
         ck = load_split(self.checkpoint_dir, 'checkpoint', map_location='cpu')
+        _check_resumable(ck.get('config'), asdict(self.config), self.checkpoint_dir)
         self.model.load_state_dict(ck['model'])
         self.optimizer.load_state_dict(ck['optimizer'])
         if self.ema and ck['ema']: self.ema.load_state_dict(ck['ema'])
@@ -533,7 +560,7 @@ class Trainer:
                   'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
         record = _jsonable(record)
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.results_dir/f'{self.run_name}.json', (json.dumps(record, indent=1) + '\n').encode())
+        write_record(self.results_dir/f'{self.run_name}.json', record)
         return record
 
 # %% ../nbs/04_training.ipynb #b01744fc

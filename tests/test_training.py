@@ -243,7 +243,8 @@ def test_bf16_autocast_where_supported_else_a_note(tmp_path, monkeypatch, suppor
 
 
 def test_bf16_supported():
-    assert bf16_supported('cuda') and not bf16_supported('meta')
+    assert bf16_supported('cuda') == (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    assert not bf16_supported('meta')
     assert isinstance(bf16_supported('cpu'), bool)
 
 
@@ -278,3 +279,31 @@ def test_git_commit_ignores_run_records(tmp_path):
     assert git_commit(tmp_path) == head
     (tmp_path/'code.py').write_text('x = 2\n')
     assert git_commit(tmp_path) == head + '-dirty'
+    (tmp_path/'code.py').write_text('x = 1\n')
+    assert git_commit(tmp_path) == head
+    (tmp_path/'new_module.py').write_text('y = 1\n')   # code that runs but was never committed
+    assert git_commit(tmp_path) == head + '-dirty'
+    (tmp_path/'new_module.py').unlink(); (tmp_path/'results'/'new-run.json').write_text('{}')   # a new record is not code
+    assert git_commit(tmp_path) == head
+
+
+def test_resume_refuses_another_recipe(tmp_path):
+    "A checkpoint continues only under the same training settings; how long and where it runs may change."
+    from mrc_book.training import ResumeMismatch
+    _, t = make(tmp_path, stop_after_steps=5); t.fit()
+    _, t = make(tmp_path, weight_decay=0.1)
+    with pytest.raises(ResumeMismatch, match=r"weight_decay 0\.0 there, 0\.1 here"): t.fit(resume=True)
+    _, t = make(tmp_path, epochs=6, stop_after_steps=20)   # more epochs and another stop: allowed
+    assert t.fit(resume=True)['steps'] == 20
+
+
+def test_ema_averages_tied_weights_under_both_names():
+    "A weight shared by two modules appears twice in state_dict; both entries of the shadow are averages."
+    lin = nn.Linear(3, 3, bias=False)
+    model = nn.ModuleDict({'a': lin, 'b': nn.Linear(3, 3, bias=False)})
+    model['b'].weight = lin.weight   # tied
+    ema = EMA(model, decay=0.5)
+    start = lin.weight.detach().clone()
+    with torch.no_grad(): lin.weight.add_(1.0)
+    ema.update(model)
+    for k in ('a.weight', 'b.weight'): torch.testing.assert_close(ema.shadow[k], start + 0.5)

@@ -16,7 +16,7 @@ from torch import nn
 from ..data.babi import BabiExample, load_babi, babi_tasks
 from ..models.entnet import EntNet
 from ..text import Vocab, bucket_batches
-from ..training import TrainConfig, Trainer, register_experiment, load_record, load_records
+from ..training import TrainConfig, Trainer, register_experiment, load_record, load_records, write_record
 
 # %% auto #0
 __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'TABLE2_MEMN2N', 'TABLE2_ENTNET', 'TABLE5_MEMN2N_BOW', 'TABLE5_ENTNET_TIED',
@@ -341,7 +341,7 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
         # member 0 as a single model (EntNet.select would index the shared `key_ids` buffer too)
         record['weights_b64'] = _state_b64({k: v if k == 'key_ids' else v[0] for k, v in model.best_net().state_dict().items()})
         record['vocab_itos'] = tasks_cache[members[0][0]]['vocab'].itos
-        Path(results_dir, f'{name}.json').write_text(json.dumps(record, indent=1) + '\n')
+        write_record(Path(results_dir, f'{name}.json'), record)
     return record
 
 # %% ../../nbs/41_entnet_babi.ipynb #3d988721

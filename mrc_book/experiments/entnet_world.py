@@ -20,7 +20,7 @@ from ..models.memn2n import MemN2N
 from ..models.lstm_reader import LSTMReader
 from ..text import Vocab, bucket_batches
 from ..training import TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit
-from ..training import has_checkpoint
+from ..training import has_checkpoint, write_record
 
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'IDLE_COUNTS', 'WorldTensors', 'world_tensors',
@@ -375,6 +375,6 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     record['notes'] = [n for n in record.get('notes', []) if 'added by refresh_world_analysis' not in n] + [  # the latest only
         f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis added by refresh_world_analysis from the run's best weights "
         f"(code {git_commit()[:7]})"]
-    path.write_text(json.dumps(record, indent=1) + '\n')
+    write_record(path, record)
     return record
 

@@ -149,12 +149,15 @@ def train_reasonet_cloze(cfg: ClozeRunConfig, profile: str, device: str = 'cpu',
 
     def train_batches(epoch: int, generator: torch.Generator):
         order = torch.randperm(len(train), generator=generator)
-        # a generator per epoch, so that resuming mid-epoch redraws the same reshuffles
-        gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-        return [(order[i:i + tc.batch_size], gen) for i in range(0, len(train), tc.batch_size)]
+        # one reshuffling seed per batch, drawn with the order: a run resumed mid-epoch skips the batches it has done
+        # without calling loss_fn, so the batches it still runs must not share a generator that those would advance
+        starts = range(0, len(train), tc.batch_size)
+        seeds = torch.randint(2**62, (len(starts),), generator=generator).tolist()
+        return [(order[i:i + tc.batch_size], s) for i, s in zip(starts, seeds)]
 
     def loss_fn(model, batch):
-        idx, gen = batch
+        idx, s = batch
+        gen = torch.Generator().manual_seed(s)
         de, qe, target, _ = reshuffle_entities(train.doc_entities[idx], train.query_entities[idx], train.answer[idx],
                                                num_candidates, gen)
         doc, query = token_ids(train.doc_words[idx], de, offset), token_ids(train.query_words[idx], qe, offset)

@@ -17,7 +17,7 @@ from ..data.graphs import GraphVocab, sample_graph_arrays, encode_graph_arrays
 from ..models.reasonet import ReasoNet, GraphReasoNetConfig
 from ..metrics import roc_auc, pr_auc
 from ..training import (TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit,
-                               bf16_supported)
+                               bf16_supported, write_record)
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PAPER_EPOCHS', 'PAPER_TABLE4', 'VARIANT_NAMES', 'GraphRunConfig', 'GraphTensors', 'graph_tensors',
@@ -235,7 +235,7 @@ def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu'
         model.load_state_dict(trainer.best_state)
         record['analysis'] = graph_analysis(model.to('cpu'), data['test'], cfg.size)
         path = Path(results_dir)/f'{run}.json'
-        path.write_text(json.dumps(record, indent=1) + '\n')
+        write_record(path, record)
     return record
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #ad0ced4e
@@ -252,7 +252,7 @@ def refresh_graph_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     record['notes'] = record.get('notes', []) + [
         f"{datetime.now(timezone.utc):%Y-%m-%d}: analysis recomputed by refresh_graph_analysis from the run's best weights "
         f"(code {git_commit()[:7]}), float32"]
-    path.write_text(json.dumps(record, indent=1) + '\n')
+    write_record(path, record)
     return record
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #f3e5aa88

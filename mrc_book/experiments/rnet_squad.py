@@ -20,7 +20,7 @@ from ..models.rnet import RNetConfig, RNet
 from ..layers.pointer import span_loss, decode_spans
 from ..metrics import evaluate_squad
 from ..training import (TrainConfig, Trainer, register_experiment, save_split, load_split, load_record,
-                               has_checkpoint, git_commit, device_name, hardware_info, _write_atomic)
+                               has_checkpoint, git_commit, device_name, hardware_info, write_record)
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'PROFILES', 'REPORT_DEV', 'KERAS_DEV', 'PrepareSpec', 'prepare_squad', 'load_prepared',
@@ -447,6 +447,6 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
                        'predictions': f'{name}.predictions.json',
                        'saved_model': str(model_dir) if save_model else None},
               'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
-    _write_atomic(out_dir/f'{name}.json', (json.dumps(record, indent=1) + '\n').encode())   # as the trainer writes its records
+    write_record(out_dir/f'{name}.json', record)   # as the trainer writes its records
     return record
 
