@@ -11,7 +11,7 @@ from dataclasses import dataclass
 # %% auto #0
 __all__ = ['GRID_SIZE', 'AGENTS', 'DIRECTIONS', 'MAX_MOVE', 'WORLD_ANSWERS', 'WORLD_VOCAB', 'location_token', 'WorldExample',
            'generate_world_stories', 'render_world_story', 'location_cell', 'agent_path', 'final_state',
-           'render_world_grid']
+           'render_world_grid', 'starting_cell']
 
 # %% ../../nbs/16_data.worldmodel.ipynb #c57cdc80
 GRID_SIZE = 10
@@ -129,3 +129,8 @@ def render_world_grid(story: list[list[str]]) -> str:
         rows.append(f'{y:>2} ' + ' '.join(cells.get((x, y), ' .') for x in range(1, GRID_SIZE + 1)))
     rows.append('   ' + ' '.join(f'{x:>2}' for x in range(1, GRID_SIZE + 1)))
     return '\n'.join(rows)
+
+# %% ../../nbs/16_data.worldmodel.ipynb #f7677a0f
+def starting_cell(e: WorldExample) -> str:
+    "The asked agent's placement: the answer of the rule that copies a sentence and ignores every action."
+    return next(s[3] for s in e.story if s[0] == e.agent and s[1:3] == ['is', 'at'])
