@@ -92,7 +92,7 @@ class EntNetBabiConfig:
     window: int = MEMORY_WINDOW
     window_task3: int = MEMORY_WINDOW_TASK3
     clip_norm_per_model: float = 40.0
-    stop_at_zero: bool = True        # a run ends once every model's validation error is 0 (official code)
+    stop_at_zero: bool = True        # a run ends once every model's validation error is 0 (ours; the official code trains on)
     stack: int | None = None         # models trained at once in one stacked EntNet; None: 1 on CPU, all on CUDA
     lr_cycle: tuple[float, int] | None = None  # (lowest lr, half-period in epochs): triangular cyclic lr up to
                                      # train.lr instead of the halving (a peer port's remedy for tasks 16, 19)
@@ -165,7 +165,8 @@ def clip_norm_per_model(parameters: Sequence[torch.Tensor], n_models: int, max_n
 
 # %% ../../nbs/41_entnet_babi.ipynb #4cd739e3
 def member_generator(task: int, seed: int, epoch: int) -> torch.Generator:
-    "Batch order of one member: a function of (task, seed, epoch) only, whatever group it is trained in."
+    """Batches of one member (which questions go together): a function of (task, seed, epoch) only; the order in which
+    a group takes its steps comes from the trainer's generator, so it depends on the group."""
     return torch.Generator().manual_seed((seed * 1_000_003 + task) * 10_007 + epoch)
 
 def stacked_batches(lengths: Sequence[torch.Tensor], members: Sequence[tuple[int, int]], batch_size: int,
@@ -471,11 +472,11 @@ def best_member_per_task(rows: Sequence[dict]) -> dict[int, dict]:
 
 def full_budget(member, epochs: int = 200) -> bool:
     """Whether a `babi_members` row (a dict or a pandas row) had the paper's budget: it stopped at 0 validation
-    error (the official stop) or was given all `epochs`. Any other row is a partial budget, a capped run."""
+    error (our early stop) or was given all `epochs`. Any other row is a partial budget, a capped run."""
     return member['valid_error'] == 0 or member['max_epochs'] >= epochs
 
 def protocol_gaps(rows: Sequence[dict], seeds: Sequence[int] = range(10), epochs: int = 200) -> dict[int, dict]:
-    """What the paper's protocol (best of `seeds` by validation, `epochs` each, the official stop at 0 validation error)
+    """What the paper's protocol (best of `seeds` by validation, `epochs` each, our early stop at 0 validation error)
     still needs, per task of `babi_members` rows: `settled` (no further run can change the chosen member), the seeds
     with no run (`missing`) and those capped below `epochs` without reaching 0 validation error (`capped`)."""
     seeds, out = list(seeds), {}
