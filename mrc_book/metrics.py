@@ -86,7 +86,7 @@ def _check_predictions(predictions, ids: set, source: str, strict: bool):
         if unknown:
             raise DataError(f'{source}: {len(unknown)} of {len(predictions)} predictions are for ids that are not in '
                             f'the dataset (first: {unknown[0]!r}). Were they made for another split or version? Score '
-                            f'them against the dataset they were made for, or pass strict=False to ignore them.')
+                            f'them against the dataset they were made for, or pass strict=False (on the command line: --ignore-extra-ids) to ignore them.')
 
 def evaluate_squad(dataset_articles, predictions: Mapping[str, str], strict: bool = True,
                    source: str = 'predictions') -> dict[str, float]:

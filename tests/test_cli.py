@@ -129,7 +129,6 @@ def test_answer_bad_context_path_and_broken_model(capsys, tmp_path):
     assert code == 2 and out == '' and 'no such file' in err and err.count('\n') == 1
     code, out, err = run(capsys, 'answer', '--model', str(model), '--context', 'Denver won.', '--question', 'Who?')
     assert code == 2 and 'config.json' in err and 'not valid JSON' in err and err.count('\n') == 1
-    (model / 'config.json').write_text(json.dumps({'format': 'rnet-model-v1'}))
     from mrc_book.experiments.rnet_squad import MODEL_FORMAT
     (model / 'config.json').write_text(json.dumps({'format': MODEL_FORMAT}))
     code, out, err = run(capsys, 'answer', '--model', str(model), '--context', 'Denver won.', '--question', 'Who?')

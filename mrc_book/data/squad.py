@@ -79,6 +79,7 @@ def read_squad_json(path, allow_null_ids: bool = False, allow_null_starts: bool 
                     raise DataError(f"{where}: null id. Only the staged reconstruction of the training set "
                                     f"({SQUAD_TRAIN_RECONSTRUCTED}) may have null ids. {_fix(path)}")
                 if qa.get('id') is not None:
+                    need(isinstance(qa['id'], str), where, f"the id is a {type(qa['id']).__name__}, not a string")
                     need(qa['id'] not in seen, where, f"the same id as {seen.get(qa['id'])}")
                     seen[qa['id']] = f"article {a} paragraph {p} question {q}"
                 need(isinstance(qa.get('question'), str) and bool(str(qa.get('question')).strip()), where,
