@@ -303,4 +303,8 @@ def main(argv=None):
     print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final']}, indent=1))
     return 0 if r['status'] == 'completed' else 3
 
-if __name__ == '__main__' and '__file__' in globals(): raise SystemExit(main())   # not when a notebook runs
+if __name__ == '__main__' and '__file__' in globals():   # not when a notebook runs
+    from mrc_book.data.sources import DataError
+    from mrc_book.training import ResumeMismatch
+    try: raise SystemExit(main())
+    except (DataError, ResumeMismatch) as e: raise SystemExit(f'reasonet_graphs: error: {e}')   # one line, exit 1
