@@ -411,6 +411,7 @@ class Trainer:
         return {k: float(v) for k, v in metrics.items()}
 
     def _better(self, value: float) -> bool:
+        if math.isnan(value): return False   # a diverged epoch is never the best one
         if self.best_value is None: return True
         return value > self.best_value if self.config.metric_mode == 'max' else value < self.best_value
 

@@ -307,3 +307,11 @@ def test_ema_averages_tied_weights_under_both_names():
     with torch.no_grad(): lin.weight.add_(1.0)
     ema.update(model)
     for k in ('a.weight', 'b.weight'): torch.testing.assert_close(ema.shadow[k], start + 0.5)
+
+
+def test_a_nan_validation_metric_is_never_the_best(tmp_path):
+    "A diverged epoch (NaN metric) must not become the best state, which no later epoch could then beat."
+    values = iter([float('nan'), 60.0, 55.0])
+    _, t = make(tmp_path, epochs=3, evaluate=lambda m, split: {'accuracy': next(values, 50.0), 'loss': 1.0})
+    rec = t.fit()
+    assert rec['final']['best_epoch'] == 2
