@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--finish-by', type=float, default=None, metavar='S',
                    help='start no epoch that would end after S seconds in all, then test and write a completed record '
                         '(experiments that take it: rnet-squad, reasonet-graphs-*)')
+    t.add_argument('--epochs', type=int, default=None, metavar='N',
+                   help='train N epochs in all instead of the profile\'s; with --resume, continue a run past its planned '
+                        'epochs (experiments that take it: rnet-squad)')
     t.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     t.add_argument('--seed', type=int, default=None)
     t.add_argument('--results-dir', default='results')
@@ -151,9 +154,9 @@ def _train(args) -> int:
     try:
         rec = training.run_experiment(args.name, profile=args.profile, device=args.device, resume=args.resume,
                                       time_budget=args.time_budget, seed=args.seed, results_dir=args.results_dir,
-                                      finish_by=args.finish_by)
+                                      finish_by=args.finish_by, epochs=args.epochs)
     except training.UnsupportedOption as e:
-        return _error(f'--finish-by: {e}')
+        return _error(str(e))
     except training.ResumeMismatch as e:
         return _error(f'--resume: {e}')
     path = Path(args.results_dir)/f"{rec.get('run')}.json"   # an experiment of several runs returns a summary instead

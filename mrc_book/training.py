@@ -601,16 +601,19 @@ class UnsupportedOption(ValueError):
 
 def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resume: bool = False,
                    time_budget: float | None = None, seed: int | None = None, results_dir: str | Path = 'results',
-                   finish_by: float | None = None) -> dict:
-    "Run the registered experiment `name` and return its run record (`finish_by`: only experiments that take it)."
+                   finish_by: float | None = None, epochs: int | None = None) -> dict:
+    """Run the registered experiment `name` and return its run record (`finish_by`, `epochs`: only experiments that
+    take them; `epochs` with `resume` continues a run past the epochs it was planned with)."""
     if name not in EXPERIMENTS:
         import importlib; importlib.import_module('mrc_book.experiments').load_all()   # registers every experiment
     if name not in EXPERIMENTS: raise KeyError(f'unknown experiment {name!r}; known: {", ".join(sorted(EXPERIMENTS))}')
     if profile not in ('quick', 'full'): raise ValueError(f"profile must be 'quick' or 'full', not {profile!r}")
     fn, extra = EXPERIMENTS[name].fn, {}
-    if finish_by is not None:
-        if 'finish_by' not in inspect.signature(fn).parameters:
-            raise UnsupportedOption(f'experiment {name!r} does not take finish_by; use time_budget and resume instead')
-        extra['finish_by'] = finish_by
+    for opt, value, hint in (('finish_by', finish_by, 'use time_budget and resume instead'),
+                             ('epochs', epochs, 'its profiles fix the number of epochs')):
+        if value is None: continue
+        if opt not in inspect.signature(fn).parameters:
+            raise UnsupportedOption(f'experiment {name!r} does not take {opt}; {hint}')
+        extra[opt] = value
     return fn(profile=profile, device=device, resume=resume, time_budget=time_budget, seed=seed,
               results_dir=results_dir, **extra)

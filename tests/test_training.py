@@ -315,3 +315,20 @@ def test_a_nan_validation_metric_is_never_the_best(tmp_path):
     _, t = make(tmp_path, epochs=3, evaluate=lambda m, split: {'accuracy': next(values, 50.0), 'loss': 1.0})
     rec = t.fit()
     assert rec['final']['best_epoch'] == 2
+
+
+def test_run_experiment_passes_epochs_only_where_taken(tmp_path):
+    "`mrc train --epochs N` reaches an experiment that takes `epochs` (rnet-squad) and is refused by name elsewhere."
+    import inspect
+    from mrc_book.training import UnsupportedOption
+    from mrc_book.experiments.rnet_squad import rnet_squad
+    assert 'epochs' in inspect.signature(rnet_squad).parameters
+    register_experiment('echo-epochs', lambda profile, device, resume, time_budget, seed, results_dir, epochs=None:
+                        {'epochs': epochs}, 'echoes epochs')
+    register_experiment('echo-fixed', lambda **kw: kw, 'no epochs')
+    try:
+        assert run_experiment('echo-epochs', epochs=44, resume=True, results_dir=tmp_path) == {'epochs': 44}
+        with pytest.raises(UnsupportedOption, match="'echo-fixed' does not take epochs"):
+            run_experiment('echo-fixed', epochs=44, results_dir=tmp_path)
+    finally:
+        del EXPERIMENTS['echo-epochs'], EXPERIMENTS['echo-fixed']

@@ -381,10 +381,12 @@ def _subset(d: dict, n: int) -> dict:
 @register_experiment('rnet-squad', description='R-NET on SQuAD v1.1 (quick: CPU pipeline check; full: the report\'s recipe, GPU)')
 def rnet_squad(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
                seed: int | None = None, results_dir: str | Path = 'results', prepared_dir: str | Path | None = None,
-               finish_by: float | None = None, **kwargs) -> dict:
-    "R-NET on SQuAD v1.1: 'quick' (CPU pipeline check), 'full' (the report's recipe; GPU), 'cpu' (the longest CPU run)."
+               finish_by: float | None = None, epochs: int | None = None, **kwargs) -> dict:
+    """R-NET on SQuAD v1.1: 'quick' (CPU pipeline check), 'full' (the report's recipe; GPU), 'cpu' (the longest CPU run).
+    `epochs` replaces the profile's count (with `resume`: continue a run past the epochs it was planned with)."""
     if profile not in PROFILES: raise ValueError(f'profile must be one of {sorted(PROFILES)}, not {profile!r}')
     cfg = PROFILES[profile]()
+    if epochs is not None: cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
     if profile == 'full' and str(device).startswith('cuda'): torch.backends.cudnn.benchmark = True
     return train_rnet_squad(cfg, profile, device, resume, time_budget, 0 if seed is None else seed, results_dir,
                             prepared_dir, finish_by=finish_by, **kwargs)
