@@ -332,3 +332,13 @@ def test_run_experiment_passes_epochs_only_where_taken(tmp_path):
             run_experiment('echo-fixed', epochs=44, results_dir=tmp_path)
     finally:
         del EXPERIMENTS['echo-epochs'], EXPERIMENTS['echo-fixed']
+
+
+def test_a_completed_run_continues_to_more_epochs_exactly(tmp_path):
+    "`--resume --epochs N` on a finished run: the same weights and history as a run planned with N epochs from the start."
+    full_model, t = make(tmp_path / 'a', epochs=4); full = t.fit()
+    _, t = make(tmp_path / 'b', epochs=2); assert t.fit()['status'] == 'completed'
+    more_model, t = make(tmp_path / 'b', epochs=4); more = t.fit(resume=True)
+    assert more['status'] == 'completed' and more['steps'] == full['steps']
+    assert_same_weights(full_model, more_model)
+    assert no_seconds(full['history']) == no_seconds(more['history'])
