@@ -179,17 +179,19 @@ def _project_root() -> Path:
     return Path(mrc_book.__file__).resolve().parent.parent
 
 def git_commit(root: str | Path | None = None) -> str:
-    """HEAD's commit, `-dirty` if files other than the run records under `results/` changed or were added without
-    being committed (a record written by an earlier run of the same session is not a change to the code; git-ignored
-    files such as checkpoints never count). Outside git (a working tree copied to a GPU machine without its .git) it
+    """HEAD's commit, `-dirty` if tracked files other than the run records under `results/` changed, or code files
+    (`.py`, `.ipynb`) were added without being committed (a record written by an earlier run of the same session, a
+    run's log, and git-ignored files such as checkpoints are not changes to the code). Outside git (a working tree copied to a GPU machine without its .git) it
     is `$MRC_GIT_COMMIT` when the copier set it (compute it here with `git_commit()`, `-dirty` included), else 'unknown'."""
     root = root or _project_root()
     outside = os.environ.get('MRC_GIT_COMMIT') or 'unknown'
     try:
         head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0: return outside
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=normal', '--', '.', ':(exclude)results'],
-                               cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
+        status = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=all', '--', '.', ':(exclude)results'],
+                                cwd=root, capture_output=True, text=True, timeout=30).stdout.splitlines()
+        # changed tracked files, and new files that are code (a run's log or output folder is not)
+        dirty = [l for l in status if not l.startswith('??') or l[3:].strip().strip('"').endswith(('.py', '.ipynb'))]
         return head.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return outside
 

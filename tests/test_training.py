@@ -285,6 +285,10 @@ def test_git_commit_ignores_run_records(tmp_path):
     assert git_commit(tmp_path) == head + '-dirty'
     (tmp_path/'new_module.py').unlink(); (tmp_path/'results'/'new-run.json').write_text('{}')   # a new record is not code
     assert git_commit(tmp_path) == head
+    (tmp_path/'logs').mkdir(); (tmp_path/'logs'/'run.log').write_text('epoch 1\n')   # nor is a run's log
+    assert git_commit(tmp_path) == head
+    (tmp_path/'pkg').mkdir(); (tmp_path/'pkg'/'new.py').write_text('z = 1\n')       # new code in a new folder is
+    assert git_commit(tmp_path) == head + '-dirty'
 
 
 def test_resume_refuses_another_recipe(tmp_path):
