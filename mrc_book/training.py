@@ -20,7 +20,7 @@ __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'r
            'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name',
            'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'load_records', 'run_scale', 'bf16_supported',
            'ResumeMismatch', 'Trainer', 'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment',
-           'UnsupportedOption', 'run_experiment']
+           'UnsupportedOption', 'run_experiment', 'run_main']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -562,7 +562,6 @@ class Trainer:
                   'meta': {k: v for k, v in self.meta.items() if k not in ('model', 'dataset', 'task')},
                   'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
         record = _jsonable(record)
-        self.results_dir.mkdir(parents=True, exist_ok=True)
         write_record(self.results_dir/f'{self.run_name}.json', record)
         return record
 
@@ -619,3 +618,10 @@ def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resum
         extra[opt] = value
     return fn(profile=profile, device=device, resume=resume, time_budget=time_budget, seed=seed,
               results_dir=results_dir, **extra)
+
+def run_main(main: Callable[[], Any], prog: str) -> Any:
+    "Run an experiment module's `main` from the shell: a data or resume error is one line (exit 1), not a traceback."
+    from .data.sources import DataError
+    try: return main()
+    except (DataError, ResumeMismatch) as e: raise SystemExit(f'{prog}: error: {e}')
+

@@ -434,10 +434,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 # `python -m mrc_book.experiments.entnet_babi ...` (not when this cell runs inside a notebook)
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'entnet_babi.py':
-    from mrc_book.data.sources import DataError
-    from mrc_book.training import ResumeMismatch
-    try: main()
-    except (DataError, ResumeMismatch) as e: raise SystemExit(f'entnet_babi: error: {e}')   # one line, exit 1
+    from mrc_book.training import run_main
+    run_main(main, 'entnet_babi')
 
 # %% ../../nbs/41_entnet_babi.ipynb #cd8b8a04
 def babi_members(results_dir: str | Path, setting: str = 'en-10k', encoder: str = 'mask', tied: bool = False,

@@ -304,7 +304,5 @@ def main(argv=None):
     return 0 if r['status'] == 'completed' else 3
 
 if __name__ == '__main__' and '__file__' in globals():   # not when a notebook runs
-    from mrc_book.data.sources import DataError
-    from mrc_book.training import ResumeMismatch
-    try: raise SystemExit(main())
-    except (DataError, ResumeMismatch) as e: raise SystemExit(f'reasonet_graphs: error: {e}')   # one line, exit 1
+    from mrc_book.training import run_main
+    raise SystemExit(run_main(main, 'reasonet_graphs'))
