@@ -26,6 +26,9 @@ def test_cbt_quick_pipeline(tmp_path):
     out = cbt.entnet_cbt(profile='quick', results_dir=tmp_path)
     assert out['status'] == 'completed' and set(out['final']) == {'NE_test_accuracy', 'CN_test_accuracy'}
     assert (tmp_path/'entnet-cbt-quick-NE-seed0.json').is_file()
+    # the quick profile tests on its 2 training questions, which it learns: anything below 100 means an answer index
+    # that does not point at its candidate, or an argmax over the wrong axis
+    assert out['final'] == {'NE_test_accuracy': 100.0, 'CN_test_accuracy': 100.0}
 
 def test_memn2n_single_hop_by_hand():
     net = MemN2N(4, dim=2, hops=1, encoder='bow', temporal=False)
@@ -45,8 +48,13 @@ def test_lstm_flatten_order():
 def test_world_models_shapes(model):
     d = world_tensors(generate_world_stories(4, 10, seed=0))
     assert d.story.shape == (8, 10, 4)
-    logits = make_world_model(WorldRun(model, 10))(d.story, d.query)
+    torch.manual_seed(0)
+    net = make_world_model(WorldRun(model, 10)).eval()
+    logits = net(d.story, d.query)
     assert logits.shape == (8, len(WORLD_WORDS))
+    # padding sentences after the story's end change nothing (a story of 10 read in a batch padded to 13)
+    padded = torch.cat([d.story, torch.zeros(8, 3, 4, dtype=d.story.dtype)], 1)
+    torch.testing.assert_close(net(padded, d.query), logits, atol=1e-5, rtol=0)
 
 def test_world_run_record(tmp_path):
     tc = TrainConfig(epochs=1, batch_size=8, lr=0.01, metric='error', metric_mode='min', threads=1, verbose=False)
@@ -54,6 +62,9 @@ def test_world_run_record(tmp_path):
                           'quick', results_dir=tmp_path)
     assert rec['status'] == 'completed' and {'test_error_T6', 'test_error_T8'} <= set(rec['final'])
     assert 0 <= rec['final']['test_error'] <= 100 and rec['meta']['test_T'] == [6, 8]
+    f = rec['final']   # the headline error is the mean over the test lengths, each on its own stories
+    assert f['test_error'] == pytest.approx((f['test_error_T6'] + f['test_error_T8']) / 2)
+    assert rec['meta']['sizes'] == {'train': 32, 'valid': 8, 'test_T6': 8, 'test_T8': 8}
 
 
 def test_world_run_lr_schedule_names_and_factors():

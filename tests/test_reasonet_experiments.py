@@ -7,7 +7,7 @@ import torch
 from mrc_book.data.sources import DataError
 from mrc_book.experiments import reasonet_cloze as rc
 from mrc_book.experiments import reasonet_graphs as rg
-from mrc_book.models.reasonet import ReasoNet, GraphReasoNetConfig
+from mrc_book.models.reasonet import ReasoNet, GraphReasoNetConfig, ReasoNetOutput
 from mrc_book.training import EXPERIMENTS, bf16_supported
 
 
@@ -177,3 +177,22 @@ def test_refresh_graph_analysis_recomputes_from_the_best_weights(tmp_path):
     acc = rg.evaluate_graphs(model, test)['accuracy']
     assert sum(expected['wrong']) == round(60 * (1 - acc / 100))
     assert 'refresh_graph_analysis' in out['notes'][-1]
+
+
+class TwoSteps(ReasoNet):
+    "Gate sigma = 0.3 at step 1; P(Yes) = 0.05 at step 1 and 0.6 at step 2 (the forced stop), for every graph."
+    def forward(self, doc, doc_mask, query, query_mask, doc_entities=None):
+        B = doc.shape[0]
+        gate = torch.tensor([torch.logit(torch.tensor(0.3)).item(), 0.]).expand(B, 2)
+        yes = torch.tensor([0.05, 0.6]).expand(B, 2)
+        return ReasoNetOutput(gate, torch.stack([torch.log1p(-yes), torch.log(yes)], -1), None, None, None, None)
+
+
+def test_the_three_inference_modes_on_a_model_whose_steps_disagree():
+    d = rg.graph_tensors('small', 300, 4)
+    pos = 100 * d.label.float().mean().item()
+    m = rg.evaluate_graphs(TwoSteps(GraphReasoNetConfig.quick(vocab_size=13, t_max=2)), d)
+    assert m['accuracy'] == pytest.approx(100 - pos)            # expected P(Yes) = .3*.05 + .7*.6 = 0.435: answers No
+    assert m['accuracy_threshold'] == pytest.approx(pos)        # gate .3 < .5: stops at the forced step 2, answers Yes
+    assert abs(m['accuracy_sample'] - (0.7 * pos + 0.3 * (100 - pos))) < 8   # Algorithm 1: step 2 in 70% of draws
+    assert m['mean_stop_step'] == 2 and m['roc_auc'] == 0.5

@@ -1,6 +1,7 @@
 """R-NET on SQuAD: the prepared bundle, batches, full-passage dev scoring, save -> reload -> identical predictions, `mrc answer`."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,8 +9,8 @@ import torch
 from mrc_book.cli import main
 from mrc_book.data.sources import DataError
 from mrc_book.data.squad import read_squad_json, squad_examples
-from mrc_book.experiments.rnet_squad import (PrepareSpec, RNetSquadConfig, bundle_batch, bundle_vocabs, load_prepared,
-                                             load_rnet, predict_split, prepare_squad, save_rnet, score_split, split_articles)
+from mrc_book.experiments.rnet_squad import (PrepareSpec, RNetSquadConfig, best_dev_so_far, bundle_batch, bundle_vocabs,
+                                             load_prepared, load_rnet, predict_split, prepare_squad, save_rnet, score_split, split_articles)
 from mrc_book.metrics import evaluate_squad
 from mrc_book.models.rnet import RNet, RNetConfig
 from mrc_book.text import tokenize
@@ -79,6 +80,38 @@ def test_every_dev_question_is_predicted_and_scored_officially(tiny, model):
     assert evaluate_squad(split_articles(b), {q: a[0] for q, a in gold.items()}) == {'exact_match': 100.0, 'f1': 100.0}
 
 
+class PointAt(torch.nn.Module):
+    "A stub reader whose start scores peak at token 1 and end scores at token 3 of every passage (padding lowest)."
+    config = SimpleNamespace(max_span=15)
+
+    def forward(self, batch):
+        m = batch['context_mask']; s = torch.full(m.shape, -1e4); e = s.clone()
+        s[:, 1] = 0.; e[:, 3] = 0.
+        low = torch.finfo(s.dtype).min
+        return s.masked_fill(~m, low), e.masked_fill(~m, low)
+
+
+def test_predicted_spans_become_the_text_of_their_own_passage(tiny):
+    "Tokens 1..3 of each question's own passage, cut from its characters: a wrong passage offset gives wrong text."
+    exs, b = tiny
+    out = predict_split(PointAt(), b, 'dev', batch_size=2)
+    assert set(out['spans'].values()) == {(1, 3)}
+    want = {}
+    for ex in exs:
+        t = tokenize(ex.context); want[ex.id] = ex.context[t[1].start:t[3].end]
+    assert want == {'tiny-q1': '2016 the Denver', 'tiny-q2': '2016 the Denver', 'tiny-q3': 'game was played'}
+    assert out['predictions'] == want
+
+
+def test_best_dev_so_far_only_for_an_interrupted_run_scored_on_all_of_dev():
+    hist = [{'epoch': e, 'valid_em': em, 'valid_f1': f1} for e, em, f1 in [(1, 30, 40), (2, 36, 45), (3, 35, 43)]]
+    rec = lambda status, valid_q: {'status': status, 'history': hist, 'meta': {'valid_questions': valid_q, 'test_questions': 10_570}}
+    assert best_dev_so_far(rec('interrupted', 10_570))['epoch'] == 2
+    assert best_dev_so_far(rec('completed', 10_570)) is None      # a completed run has its own test numbers
+    assert best_dev_so_far(rec('interrupted', 500)) is None       # a dev subset is not the official score
+    assert best_dev_so_far({**rec('interrupted', 10_570), 'history': []}) is None
+
+
 def test_save_reload_rescore_identical(tiny, model, tmp_path):
     _, b = tiny
     m1, p1 = score_split(model, b, 'dev')
@@ -133,3 +166,16 @@ def test_rescore_without_checkpoint_is_a_clear_error(tmp_path):
         rescore_checkpoint('other', results_dir=results)
     with pytest.raises(DataError, match='no run record'):
         rescore_checkpoint('no-such-run', results_dir=results)
+
+
+def test_a_dev_question_without_tokens_is_refused_not_dropped(tmp_path):
+    "Dropping it would shrink the denominator: the bundle would score 100 where the official script scores 66.67."
+    data = json.loads(FIXTURE.read_text())
+    qa = [q for art in data['data'] for par in art['paragraphs'] for q in par['qas'] if q['id'] == 'tiny-q3'][0]
+    qa['question'] = '\u200b\u200b'
+    bad = tmp_path / 'dev.json'; bad.write_text(json.dumps(data))
+    dev = squad_examples(read_squad_json(bad))
+    assert 'tiny-q3' in {ex.id for ex in dev}        # the reader keeps it, so the official script would count it
+    with pytest.raises(DataError, match="tiny-q3.*no tokens"):
+        prepare_squad(PrepareSpec('bad', train_max_passage=11, char_min_freq=1), tmp_path / 'prep',
+                      train_examples=squad_examples(read_squad_json(FIXTURE)), dev_examples=dev, verbose=False)

@@ -346,3 +346,16 @@ def test_a_completed_run_continues_to_more_epochs_exactly(tmp_path):
     assert more['status'] == 'completed' and more['steps'] == full['steps']
     assert_same_weights(full_model, more_model)
     assert no_seconds(full['history']) == no_seconds(more['history'])
+
+
+def test_train_loss_is_the_mean_of_that_epochs_steps_also_across_a_resume(tmp_path):
+    "Step losses 1..12 in epoch 1 and 13..24 in epoch 2 (lr 0, so nothing moves): the history says 6.5 and 18.5."
+    def run(d, **kw):
+        w = nn.Linear(1, 1, bias=False)
+        cfg = TrainConfig(epochs=2, optimizer='sgd', lr=0.0, verbose=False, progress=False, threads=1, **kw)
+        return Trainer(w, cfg, lambda epoch, gen: [12 * epoch + i for i in range(1, 13)],
+                       lambda m, b: m.weight.sum() * 0 + float(b), lambda m, s: {'accuracy': 0.0}, 'loss', results_dir=d/'r')
+    straight = [h['train_loss'] for h in run(tmp_path/'a').fit()['history']]
+    run(tmp_path/'b', stop_after_steps=5).fit()
+    resumed = [h['train_loss'] for h in run(tmp_path/'b').fit(resume=True)['history']]
+    assert straight == resumed == [6.5, 18.5]

@@ -61,7 +61,7 @@ def prepare_squad(spec: PrepareSpec, out_dir: str | Path = 'prepared', glove_wor
     sid = lambda toks: [surface.setdefault(t.text, len(surface)) for t in toks]
     report = dict(train_source=getattr(train_ex, 'report', {}).get('file'), train_questions_read=len(train_ex),
                   train_skipped_at_load=len(getattr(train_ex, 'skipped', [])), no_token_span=0, widened=0,
-                  passages_cut=0, answers_lost_to_cut=0, filtered_long=0)
+                  passages_cut=0, answers_lost_to_cut=0, filtered_long=0, empty_questions=0)
 
     def paragraphs(examples, limit, filter_len, max_len, train):
         ctx_ids, ctx_toks, rows, cache = [], [], [], {}
@@ -76,7 +76,13 @@ def prepare_squad(spec: PrepareSpec, out_dir: str | Path = 'prepared', glove_wor
             if train and filter_len is not None and len(toks) > filter_len:
                 report['filtered_long'] += 1; continue
             q = sid(tokenize(ex.question))
-            if not q: continue
+            if not q:   # a question with no tokens: a training row is skipped (and counted); a dev question must
+                # not be, since the official score counts every dev question and the bundle's questions are its denominator
+                if not train:
+                    raise DataError(f"{getattr(examples, 'report', {}).get('file') or 'the dev file'}: question {ex.id!r} "
+                                    f"({ex.question!r}) has no tokens; the official score counts every dev question, so "
+                                    f"this file cannot be scored as it is. Give the question its text or remove it.")
+                report['empty_questions'] += 1; continue
             span = None
             if train:
                 text, start = ex.answers[0]
