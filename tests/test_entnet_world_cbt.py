@@ -82,6 +82,9 @@ def test_world_run_lr_schedule_names_and_factors():
     assert late.lr_schedule == 'constant for 125,000 updates, then halved every 10,000 updates'
     assert [late.step_schedule(s) for s in (124_999, 125_000, 134_999, 135_000, 156_249)] == [1.0, 0.5, 0.5, 0.25, 0.0625]
     with pytest.raises(ValueError, match="first_halving"): WorldRun("entnet", 10, halve_every=None, first_halving=5)
+    rand = WorldRun('entnet', (4, 20), train=world_train_config(0.001), first_halving=125_000, bucket=1, tag='n50k-e50')
+    assert rand.name == 'entnet-T4to20-lr0.001-const125k-randbatch-n50k-e50'
+    with pytest.raises(ValueError, match="bucket"): WorldRun('entnet', 10, bucket=0)
 
 
 def test_best_by_validation_breaks_ties_by_validation_loss():

@@ -72,10 +72,13 @@ class WorldRun:
     halve_every: int | None = 10_000            # updates between halvings of the lr (the paper's); None: constant lr
     first_halving: int | None = None            # update of the first halving; None: after `halve_every` (the paper's)
     tag: str = ''                               # names a run that departs from the profile (e.g. 'n20k-e40')
+    bucket: int = 50                            # batches drawn from length-sorted chunks of bucket x batch_size stories;
+                                                # 1: random batches, as the released bAbI code draws them (named '-randbatch')
 
     def __post_init__(self):
         if self.halve_every is not None and self.halve_every < 1:
             raise ValueError(f'halve_every must be a positive number of updates or None (constant lr), got {self.halve_every}')
+        if self.bucket < 1: raise ValueError(f'bucket must be at least 1 (1: random batches), got {self.bucket}')
         if self.first_halving is not None and (self.halve_every is None or self.first_halving < 1):
             raise ValueError(f'first_halving needs a halve_every and a positive number of updates, got {self.first_halving}')
 
@@ -86,14 +89,15 @@ class WorldRun:
     def name(self) -> str:
         """e.g. 'entnet-T10', 'entnet-T4to20', 'lstm-T20-lr0.001' (the learning rate is named when it is not 0.01, the
         schedule when it is not the paper's: '-lrconst', '-half50k', '-const125k' for 125,000 updates at the starting
-        rate before the paper's halvings), then the tag."""
+        rate before the paper's halvings), '-randbatch' for random batches, then the tag."""
         T = self.train_T if isinstance(self.train_T, int) else f'{self.train_T[0]}to{self.train_T[1]}'
         k = lambda n: f'{n // 1000}k' if n % 1000 == 0 else f'{n}'
         schedule = ('' if self.halve_every == 10_000 else '-lrconst' if self.halve_every is None
                     else f'-half{k(self.halve_every)}')
         if self._first != self.halve_every: schedule = f'-const{k(self._first)}' + schedule
+        batches = '' if self.bucket == 50 else '-randbatch' if self.bucket == 1 else f'-bucket{self.bucket}'
         return (f'{self.model}-T{T}' + ('' if self.train.lr == 0.01 else f'-lr{self.train.lr:g}') + schedule
-                + (f'-{self.tag}' if self.tag else ''))
+                + batches + (f'-{self.tag}' if self.tag else ''))
 
     def run_name(self, profile: str, seed: int) -> str:
         "The name of its record (`results/<name>.json`) and checkpoint folder, e.g. 'entnet-world-full-entnet-T10-seed0'."
@@ -145,7 +149,8 @@ def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bo
     train = data['train']
 
     def train_batches(epoch: int, generator: torch.Generator):
-        return bucket_batches(train.lengths.tolist(), tc.batch_size, shuffle=True, generator=generator)
+        return bucket_batches(train.lengths.tolist(), tc.batch_size, shuffle=True, generator=generator,
+                              bucket_size_multiplier=run.bucket)
 
     def cut(d: WorldTensors, idx):
         "The examples `idx`, their story tensor cut to the longest story among them."
@@ -180,7 +185,7 @@ def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bo
             'sizes': {k: len(v) for k, v in data.items()},
             'stories': {'train': run.n_train, 'valid': run.n_valid, 'test_per_T': run.n_test},
             'model_config': getattr(model, 'config', {'dim': run.dim, 'hidden': run.hidden}),
-            'lr_schedule': run.lr_schedule, **({'continued_from': continued_from} if continued_from else {})}
+            'lr_schedule': run.lr_schedule, 'bucket': run.bucket, **({'continued_from': continued_from} if continued_from else {})}
     trainer = Trainer(model, tc, train_batches, loss_fn, evaluate, experiment='entnet-world', profile=profile,
                       run_name=run.run_name(profile, seed), meta=meta, results_dir=results_dir,
                       step_schedule=run.step_schedule)
