@@ -20,13 +20,13 @@ from ..models.memn2n import MemN2N
 from ..models.lstm_reader import LSTMReader
 from ..text import Vocab, bucket_batches
 from ..training import TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit
-from ..training import has_checkpoint, write_record
+from ..training import has_checkpoint, write_record, load_split
 
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'IDLE_COUNTS', 'WorldTensors', 'world_tensors',
            'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
            'best_by_validation', 'continue_world_run', 'world_error_analysis', 'world_predictions', 'linear_probe_r2',
-           'memory_probe', 'with_idle_sentences', 'idle_sentence_errors', 'refresh_world_analysis']
+           'memory_probe', 'with_idle_sentences', 'idle_sentence_errors', 'refresh_world_analysis', 'last_epoch_errors']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -383,3 +383,38 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     write_record(path, record)
     return record
 
+
+# %% ../../nbs/42_entnet_world_model.ipynb #5197c4f6
+def last_epoch_errors(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
+    """Add `last_epoch` ({'epoch', 'valid_error', 'valid_loss', 'test_error_T<T>' per tested length}) to a completed
+    world-model run record: the errors of the weights after its last epoch (its last checkpoint, in `checkpoint_dir`,
+    default `checkpoints/<run>` beside `results/`), on the run's own validation and test stories regenerated from its
+    seed. Raises if those weights do not give the validation error the history records for the last epoch."""
+    path = Path(record_path)
+    record = load_record(path)
+    if record['status'] != 'completed': raise ValueError(f'{path}: run not completed')
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
+    if not has_checkpoint(ckpt): raise FileNotFoundError(f"{ckpt}: no checkpoint of {record['run']}; pass checkpoint_dir")
+    ck = load_split(ckpt, 'checkpoint', map_location='cpu')
+    last = record['history'][-1]
+    if ck['epoch'] != last['epoch']:
+        raise ValueError(f"{ckpt}: its checkpoint is after epoch {ck['epoch']}, the record's last epoch is {last['epoch']}")
+    m, seed = record['meta'], record['seed']
+    train_T = m['train_T'] if isinstance(m['train_T'], int) else tuple(m['train_T'])
+    model = make_world_model(WorldRun(record['task'].split('-')[0], train_T, test_T=m['test_T']))
+    model.load_state_dict(ck['model'])
+    error = lambda stories: 100 * world_error_analysis(stories, world_predictions(model, stories))['wrong'] / len(stories)
+    with torch.no_grad():
+        valid = error(generate_world_stories(m['stories']['valid'], train_T, _SPLIT_SEEDS['valid'] + seed))
+        if abs(valid - last['valid_error']) > 1e-6:
+            raise RuntimeError(f"{path}: the last checkpoint gives validation error {valid}, the history {last['valid_error']}")
+        out = {'epoch': last['epoch'], 'valid_error': valid, 'valid_loss': last['valid_loss']}
+        for T in m['test_T']:
+            out[f'test_error_T{T}'] = error(generate_world_stories(m['stories']['test_per_T'], T,
+                                                                   _SPLIT_SEEDS['test'] + 97 * T + seed))
+    record['last_epoch'] = out
+    record['notes'] = [n for n in record.get('notes', []) if 'added by last_epoch_errors' not in n] + [
+        f"{datetime.now(timezone.utc):%Y-%m-%d}: last_epoch added by last_epoch_errors from the run's last checkpoint "
+        f"(code {git_commit()[:7]})"]
+    write_record(path, record)
+    return record
