@@ -359,3 +359,15 @@ def test_train_loss_is_the_mean_of_that_epochs_steps_also_across_a_resume(tmp_pa
     run(tmp_path/'b', stop_after_steps=5).fit()
     resumed = [h['train_loss'] for h in run(tmp_path/'b').fit(resume=True)['history']]
     assert straight == resumed == [6.5, 18.5]
+
+
+def test_run_main_turns_data_and_resume_errors_into_one_line_and_lets_others_through():
+    from mrc_book.data.sources import DataError
+    from mrc_book.training import ResumeMismatch, run_main
+    for err in (DataError('x.json: missing; fetch it'), ResumeMismatch('ck: lr 0.1 there, 0.2 here')):
+        def main(): raise err
+        with pytest.raises(SystemExit) as e: run_main(main, 'prog')
+        assert e.value.code == f'prog: error: {err}' and '\n' not in e.value.code   # SystemExit(str): exit status 1
+    def bug(): raise KeyError('a bug is a traceback, not a tidy line')
+    with pytest.raises(KeyError): run_main(bug, 'prog')
+    assert run_main(lambda: 7, 'prog') == 7
