@@ -94,3 +94,15 @@ def test_best_by_validation_breaks_ties_by_validation_loss():
     runs = [rec('a', 0.0, [0.5, 0.009], 2), rec('b', 0.0, [0.004, 0.2], 1), rec('c', 0.05, [0.001], 1)]
     assert best_by_validation(runs)['run'] == 'b'          # a tie at 0 errors: the lower loss at the chosen epoch
     assert best_by_validation(runs[2:])['run'] == 'c' and best_by_validation([]) is None
+
+
+def test_random_batches_reach_the_batcher_and_the_record(tmp_path, monkeypatch):
+    import mrc_book.experiments.entnet_world as ew
+    seen, real = [], ew.bucket_batches
+    def spy(lengths, batch_size, **kw):
+        seen.append(kw.get('bucket_size_multiplier'))
+        return real(lengths, batch_size, **kw)
+    monkeypatch.setattr(ew, 'bucket_batches', spy)
+    tc = TrainConfig(epochs=1, batch_size=8, lr=0.01, metric='error', metric_mode='min', threads=1, verbose=False)
+    rec = train_world_run(WorldRun('entnet', (4, 6), n_train=16, n_valid=4, n_test=4, train=tc, bucket=1), 'quick', results_dir=tmp_path)
+    assert seen and seen[0] == 1 and rec['meta']['bucket'] == 1 and rec['run'].endswith('-randbatch-seed0')

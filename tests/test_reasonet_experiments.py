@@ -189,10 +189,15 @@ class TwoSteps(ReasoNet):
 
 
 def test_the_three_inference_modes_on_a_model_whose_steps_disagree():
-    d = rg.graph_tensors('small', 300, 4)
+    d = rg.graph_tensors('small', 400, 4)
+    keep = torch.cat([torch.nonzero(d.label == 1)[:, 0], torch.nonzero(d.label == 0)[:10, 0]])   # mostly reachable queries
+    d = rg.GraphTensors(d.graph[keep], d.mask[keep], d.query[keep], d.label[keep], d.hops[keep])
     pos = 100 * d.label.float().mean().item()
+    assert pos > 90
     m = rg.evaluate_graphs(TwoSteps(GraphReasoNetConfig.quick(vocab_size=13, t_max=2)), d)
-    assert m['accuracy'] == pytest.approx(100 - pos)            # expected P(Yes) = .3*.05 + .7*.6 = 0.435: answers No
-    assert m['accuracy_threshold'] == pytest.approx(pos)        # gate .3 < .5: stops at the forced step 2, answers Yes
-    assert abs(m['accuracy_sample'] - (0.7 * pos + 0.3 * (100 - pos))) < 8   # Algorithm 1: step 2 in 70% of draws
+    assert m['accuracy'] == pytest.approx(100 - pos)        # expected P(Yes) = .3*.05 + .7*.6 = 0.435: answers No
+    assert m['accuracy_threshold'] == pytest.approx(pos)    # gate .3 < .5: stops at the forced step 2, answers Yes
+    # Algorithm 1 stops at step 2 (answers Yes) in 70% of draws: about 0.7 pos + 0.3 (100 - pos), near 68; stop
+    # probabilities swapped would give about 32
+    assert abs(m['accuracy_sample'] - (0.7 * pos + 0.3 * (100 - pos))) < 12, m
     assert m['mean_stop_step'] == 2 and m['roc_auc'] == 0.5

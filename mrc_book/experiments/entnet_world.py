@@ -24,9 +24,10 @@ from ..training import has_checkpoint, write_record, load_split
 
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'IDLE_COUNTS', 'WorldTensors', 'world_tensors',
-           'world_train_config', 'WorldRun', 'make_world_model', 'train_world_run', 'world_runs', 'entnet_world',
-           'best_by_validation', 'continue_world_run', 'world_error_analysis', 'world_predictions', 'linear_probe_r2',
-           'memory_probe', 'with_idle_sentences', 'idle_sentence_errors', 'refresh_world_analysis', 'last_epoch_errors']
+           'world_train_config', 'WorldRun', 'make_world_model', 'split_stories', 'train_world_run', 'world_runs',
+           'entnet_world', 'best_by_validation', 'continue_world_run', 'world_error_analysis', 'world_predictions',
+           'linear_probe_r2', 'memory_probe', 'with_idle_sentences', 'idle_sentence_errors', 'refresh_world_analysis',
+           'last_epoch_errors']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -73,7 +74,8 @@ class WorldRun:
     first_halving: int | None = None            # update of the first halving; None: after `halve_every` (the paper's)
     tag: str = ''                               # names a run that departs from the profile (e.g. 'n20k-e40')
     bucket: int = 50                            # batches drawn from length-sorted chunks of bucket x batch_size stories;
-                                                # 1: random batches, as the released bAbI code draws them (named '-randbatch')
+                                                # 1: random batches (named '-randbatch'), each story once an
+                                                # epoch (the released bAbI code draws every batch at random)
 
     def __post_init__(self):
         if self.halve_every is not None and self.halve_every < 1:
@@ -131,16 +133,19 @@ def make_world_model(run: WorldRun, vocab_size: int = len(WORLD_WORDS)) -> nn.Mo
 # seeds of the generated splits: disjoint per split, offset by the run's seed
 _SPLIT_SEEDS = {'train': 1_000, 'valid': 2_000, 'test': 3_000}
 
+def split_stories(split: str, n: int, T: int | tuple[int, int], seed: int) -> list[WorldExample]:
+    "The `n` stories of a run's `split` ('train', 'valid', 'test': one set per test length T) for the run's `seed`."
+    return generate_world_stories(n, T, _SPLIT_SEEDS[split] + (97 * T if split == 'test' else 0) + seed)
+
 def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bool = False,
                     time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results',
                     continued_from: dict | None = None) -> dict:
     """Generate the data, train one model, test it at every length of `run.test_T`; returns the run record
     (`continued_from`: where the checkpoint it resumes came from, see `continue_world_run`, kept in its meta)."""
     test_T = run.test_T or [run.max_T]
-    data = {'train': world_tensors(generate_world_stories(run.n_train, run.train_T, _SPLIT_SEEDS['train'] + seed)),
-            'valid': world_tensors(generate_world_stories(run.n_valid, run.train_T, _SPLIT_SEEDS['valid'] + seed))}
-    for T in test_T:
-        data[f'test_T{T}'] = world_tensors(generate_world_stories(run.n_test, T, _SPLIT_SEEDS['test'] + 97 * T + seed))
+    data = {'train': world_tensors(split_stories('train', run.n_train, run.train_T, seed)),
+            'valid': world_tensors(split_stories('valid', run.n_valid, run.train_T, seed))}
+    for T in test_T: data[f'test_T{T}'] = world_tensors(split_stories('test', run.n_test, T, seed))
     data = {k: WorldTensors(*(x.to(device) for x in (v.story, v.query, v.answer, v.lengths))) for k, v in data.items()}
 
     tc = replace(run.train, seed=seed, device=device, time_budget=time_budget)
@@ -366,7 +371,7 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     model.load_state_dict(best)
     analysis, tests = {}, {}
     for T in m['test_T']:
-        tests[T] = test = generate_world_stories(m['stories']['test_per_T'], T, _SPLIT_SEEDS['test'] + 97 * T + record['seed'])
+        tests[T] = test = split_stories('test', m['stories']['test_per_T'], T, record['seed'])
         analysis[f'T{T}'] = world_error_analysis(test, world_predictions(model, test))
         if isinstance(model, EntNet):
             fit = generate_world_stories(3_000, T, _PROBE_SEED + 97 * T + record['seed'])
@@ -384,12 +389,13 @@ def refresh_world_analysis(record_path: str | Path, checkpoint_dir: str | Path |
     return record
 
 
-# %% ../../nbs/42_entnet_world_model.ipynb #5197c4f6
+# %% ../../nbs/42_entnet_world_model.ipynb #5d85aac1
 def last_epoch_errors(record_path: str | Path, checkpoint_dir: str | Path | None = None) -> dict:
     """Add `last_epoch` ({'epoch', 'valid_error', 'valid_loss', 'test_error_T<T>' per tested length}) to a completed
     world-model run record: the errors of the weights after its last epoch (its last checkpoint, in `checkpoint_dir`,
     default `checkpoints/<run>` beside `results/`), on the run's own validation and test stories regenerated from its
-    seed. Raises if those weights do not give the validation error the history records for the last epoch."""
+    seed. Raises unless the checkpoint is of the record's last update and its weights give the validation error and
+    loss the history records for the last epoch."""
     path = Path(record_path)
     record = load_record(path)
     if record['status'] != 'completed': raise ValueError(f'{path}: run not completed')
@@ -397,21 +403,33 @@ def last_epoch_errors(record_path: str | Path, checkpoint_dir: str | Path | None
     if not has_checkpoint(ckpt): raise FileNotFoundError(f"{ckpt}: no checkpoint of {record['run']}; pass checkpoint_dir")
     ck = load_split(ckpt, 'checkpoint', map_location='cpu')
     last = record['history'][-1]
-    if ck['epoch'] != last['epoch']:
-        raise ValueError(f"{ckpt}: its checkpoint is after epoch {ck['epoch']}, the record's last epoch is {last['epoch']}")
+    if (ck['epoch'], ck['global_step'], ck.get('ema')) != (last['epoch'], record['steps'], None):
+        raise ValueError(f"{ckpt}: its checkpoint is after epoch {ck['epoch']} and update {ck['global_step']:,}"
+                         f"{' with EMA weights' if ck.get('ema') else ''}; the record's last epoch is {last['epoch']}, "
+                         f"its last update {record['steps']:,}")
     m, seed = record['meta'], record['seed']
     train_T = m['train_T'] if isinstance(m['train_T'], int) else tuple(m['train_T'])
     model = make_world_model(WorldRun(record['task'].split('-')[0], train_T, test_T=m['test_T']))
     model.load_state_dict(ck['model'])
-    error = lambda stories: 100 * world_error_analysis(stories, world_predictions(model, stories))['wrong'] / len(stories)
+    model.eval()
+
+    def errors(stories) -> tuple[float, float]:
+        "Error (%) and mean cross-entropy, as the trainer's validation computes them."
+        t = world_tensors(stories)
+        wrong, loss = 0, 0.0
+        for i in range(0, len(t), 500):
+            logits = model(t.story[i:i + 500], t.query[i:i + 500]).float()
+            wrong += (logits.argmax(-1) != t.answer[i:i + 500]).sum().item()
+            loss += nn.functional.cross_entropy(logits, t.answer[i:i + 500], reduction='sum').item()
+        return 100.0 * wrong / len(t), loss / len(t)
     with torch.no_grad():
-        valid = error(generate_world_stories(m['stories']['valid'], train_T, _SPLIT_SEEDS['valid'] + seed))
-        if abs(valid - last['valid_error']) > 1e-6:
-            raise RuntimeError(f"{path}: the last checkpoint gives validation error {valid}, the history {last['valid_error']}")
-        out = {'epoch': last['epoch'], 'valid_error': valid, 'valid_loss': last['valid_loss']}
+        valid, valid_loss = errors(split_stories('valid', m['stories']['valid'], train_T, seed))
+        if abs(valid - last['valid_error']) > 1e-6 or abs(valid_loss - last['valid_loss']) > 1e-4 * max(1.0, last['valid_loss']):
+            raise RuntimeError(f"{path}: the last checkpoint gives validation error {valid} and loss {valid_loss:.6f}; "
+                               f"the history records {last['valid_error']} and {last['valid_loss']:.6f}")
+        out = {'epoch': last['epoch'], 'valid_error': valid, 'valid_loss': valid_loss}
         for T in m['test_T']:
-            out[f'test_error_T{T}'] = error(generate_world_stories(m['stories']['test_per_T'], T,
-                                                                   _SPLIT_SEEDS['test'] + 97 * T + seed))
+            out[f'test_error_T{T}'] = errors(split_stories('test', m['stories']['test_per_T'], T, seed))[0]
     record['last_epoch'] = out
     record['notes'] = [n for n in record.get('notes', []) if 'added by last_epoch_errors' not in n] + [
         f"{datetime.now(timezone.utc):%Y-%m-%d}: last_epoch added by last_epoch_errors from the run's last checkpoint "
