@@ -1,5 +1,6 @@
 "Fast checks of the EntNet world-model and CBT experiment pipelines and their baselines (MemN2N, LSTM reader)."
 import pytest, torch
+from dataclasses import replace
 from mrc_book.data.sources import DataError
 from mrc_book.data.worldmodel import generate_world_stories
 from mrc_book.experiments import entnet_cbt as cbt
@@ -85,6 +86,10 @@ def test_world_run_lr_schedule_names_and_factors():
     rand = WorldRun('entnet', (4, 20), train=world_train_config(0.001), first_halving=125_000, bucket=1, tag='n50k-e50')
     assert rand.name == 'entnet-T4to20-lr0.001-const125k-randbatch-n50k-e50'
     with pytest.raises(ValueError, match="bucket"): WorldRun('entnet', 10, bucket=0)
+    tight = replace(world_train_config(0.001), clip_norm=1.25)   # another clipping must be in the name (its tag)
+    assert WorldRun('entnet', (4, 20), train=tight, first_halving=125_000, tag='n50k-e50-clip1.25').name == \
+        'entnet-T4to20-lr0.001-const125k-n50k-e50-clip1.25'
+    with pytest.raises(ValueError, match="clip"): WorldRun('entnet', (4, 20), train=tight, tag='n50k-e50')
 
 
 def test_best_by_validation_breaks_ties_by_validation_loss():

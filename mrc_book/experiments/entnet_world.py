@@ -81,6 +81,9 @@ class WorldRun:
         if self.halve_every is not None and self.halve_every < 1:
             raise ValueError(f'halve_every must be a positive number of updates or None (constant lr), got {self.halve_every}')
         if self.bucket < 1: raise ValueError(f'bucket must be at least 1 (1: random batches), got {self.bucket}')
+        clip = self.train.clip_norm
+        if clip not in (None, 40.0) and f'clip{clip:g}' not in self.tag.split('-'):   # the name must tell it from the paper's clipping
+            raise ValueError(f"a run clipped at {clip} (not the paper's 40) must say so in its tag, e.g. tag='clip{clip:g}'")
         if self.first_halving is not None and (self.halve_every is None or self.first_halving < 1):
             raise ValueError(f'first_halving needs a halve_every and a positive number of updates, got {self.first_halving}')
 
