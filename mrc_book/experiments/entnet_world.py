@@ -24,10 +24,10 @@ from ..training import has_checkpoint, write_record, load_split
 
 # %% auto #0
 __all__ = ['WORLD_WORDS', 'PAPER_TABLE_1A', 'PAPER_TABLE_1B', 'WRONG_KINDS', 'IDLE_COUNTS', 'WorldTensors', 'world_tensors',
-           'world_train_config', 'WorldRun', 'make_world_model', 'split_stories', 'train_world_run', 'world_runs',
-           'entnet_world', 'best_by_validation', 'continue_world_run', 'world_error_analysis', 'world_predictions',
-           'linear_probe_r2', 'memory_probe', 'with_idle_sentences', 'idle_sentence_errors', 'refresh_world_analysis',
-           'last_epoch_errors']
+           'world_train_config', 'WorldRun', 'make_world_model', 'split_stories', 'world_batch', 'world_errors',
+           'train_world_run', 'world_runs', 'entnet_world', 'best_by_validation', 'continue_world_run',
+           'world_error_analysis', 'world_predictions', 'linear_probe_r2', 'memory_probe', 'with_idle_sentences',
+           'idle_sentence_errors', 'refresh_world_analysis', 'last_epoch_errors']
 
 # %% ../../nbs/42_entnet_world_model.ipynb #e8320cab
 WORLD_WORDS = Vocab(WORLD_VOCAB)
@@ -140,6 +140,23 @@ def split_stories(split: str, n: int, T: int | tuple[int, int], seed: int) -> li
     "The `n` stories of a run's `split` ('train', 'valid', 'test': one set per test length T) for the run's `seed`."
     return generate_world_stories(n, T, _SPLIT_SEEDS[split] + (97 * T if split == 'test' else 0) + seed)
 
+def world_batch(d: WorldTensors, idx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "The examples `idx` of `d` (story, query, answer), their story tensor cut to the longest story among them."
+    idx = torch.as_tensor(idx, device=d.story.device)
+    S = int(d.lengths[idx].max())
+    return d.story[idx, :S], d.query[idx], d.answer[idx]
+
+@torch.no_grad()
+def world_errors(model: nn.Module, d: WorldTensors) -> tuple[float, float]:
+    "Error (%) and mean cross-entropy of `model` on `d`, in batches of 500 stories of similar length."
+    wrong, loss = 0, 0.0
+    for idx in bucket_batches(d.lengths.tolist(), 500, shuffle=False):
+        story, query, answer = world_batch(d, idx)
+        logits = model(story, query).float()
+        wrong += (logits.argmax(-1) != answer).sum().item()
+        loss += nn.functional.cross_entropy(logits, answer, reduction='sum').item()
+    return 100.0 * wrong / len(d), loss / len(d)
+
 def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bool = False,
                     time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results',
                     continued_from: dict | None = None) -> dict:
@@ -160,31 +177,16 @@ def train_world_run(run: WorldRun, profile: str, device: str = 'cpu', resume: bo
         return bucket_batches(train.lengths.tolist(), tc.batch_size, shuffle=True, generator=generator,
                               bucket_size_multiplier=run.bucket)
 
-    def cut(d: WorldTensors, idx):
-        "The examples `idx`, their story tensor cut to the longest story among them."
-        idx = torch.as_tensor(idx, device=device)
-        S = int(d.lengths[idx].max())
-        return d.story[idx, :S], d.query[idx], d.answer[idx]
-
     def loss_fn(model: nn.Module, idx) -> torch.Tensor:
-        story, query, answer = cut(train, idx)
+        story, query, answer = world_batch(train, idx)
         return nn.functional.cross_entropy(model(story, query), answer)
-
-    def error_of(model, d: WorldTensors) -> tuple[float, float]:
-        wrong, loss = 0, 0.0
-        for idx in bucket_batches(d.lengths.tolist(), 500, shuffle=False):
-            story, query, answer = cut(d, idx)
-            logits = model(story, query).float()
-            wrong += (logits.argmax(-1) != answer).sum().item()
-            loss += nn.functional.cross_entropy(logits, answer, reduction='sum').item()
-        return 100.0 * wrong / len(d), loss / len(d)
 
     def evaluate(model: nn.Module, split: str) -> dict:
         if split == 'valid':
-            err, loss = error_of(model, data['valid'])
+            err, loss = world_errors(model, data['valid'])
             return {'error': err, 'accuracy': 100.0 - err, 'loss': loss}
         out = {}
-        for T in test_T: out[f'error_T{T}'] = error_of(model, data[f'test_T{T}'])[0]
+        for T in test_T: out[f'error_T{T}'] = world_errors(model, data[f'test_T{T}'])[0]
         out['error'] = sum(out.values()) / len(test_T)   # the mean over the tested lengths
         return out
 
@@ -415,16 +417,7 @@ def last_epoch_errors(record_path: str | Path, checkpoint_dir: str | Path | None
     model = make_world_model(WorldRun(record['task'].split('-')[0], train_T, test_T=m['test_T']))
     model.load_state_dict(ck['model'])
     model.eval()
-
-    def errors(stories) -> tuple[float, float]:
-        "Error (%) and mean cross-entropy, as the trainer's validation computes them."
-        t = world_tensors(stories)
-        wrong, loss = 0, 0.0
-        for i in range(0, len(t), 500):
-            logits = model(t.story[i:i + 500], t.query[i:i + 500]).float()
-            wrong += (logits.argmax(-1) != t.answer[i:i + 500]).sum().item()
-            loss += nn.functional.cross_entropy(logits, t.answer[i:i + 500], reduction='sum').item()
-        return 100.0 * wrong / len(t), loss / len(t)
+    errors = lambda stories: world_errors(model, world_tensors(stories))   # as the trainer's validation computes them
     with torch.no_grad():
         valid, valid_loss = errors(split_stories('valid', m['stories']['valid'], train_T, seed))
         if abs(valid - last['valid_error']) > 1e-6 or abs(valid_loss - last['valid_loss']) > 1e-4 * max(1.0, last['valid_loss']):
