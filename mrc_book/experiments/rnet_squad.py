@@ -403,7 +403,7 @@ REPORT_DEV = {'em': 71.1, 'f1': 79.5}
 KERAS_DEV = {'em': 57.52, 'f1': 67.42}
 
 def best_dev_so_far(r: dict) -> dict | None:
-    """The dev epoch of a run still in progress that scores every dev question after each epoch: its best epoch so
+    """The dev epoch of an unfinished (interrupted) run that scores every dev question after each epoch: its best epoch so
     far ({'epoch', 'valid_em', 'valid_f1', ...}), which its final test would re-score; None for any other run."""
     if r.get('status') != 'interrupted' or not r.get('history') or r['meta']['valid_questions'] != r['meta']['test_questions']:
         return None
