@@ -355,7 +355,8 @@ def train_rnet_squad(cfg: RNetSquadConfig, profile: str, device: str = 'cpu', re
     def loss_fn(model: RNet, idx: list[int]) -> torch.Tensor:
         batch = bundle_batch(b, 'train', idx)
         s, e = model(batch)
-        return span_loss(s.float(), e.float(), batch['start'].to(model.device), batch['end'].to(model.device))
+        return span_loss(s.float(), e.float(), batch['start'].to(model.device, non_blocking=True),   # as RNet.forward copies
+                         batch['end'].to(model.device, non_blocking=True))
 
     def evaluate(model: RNet, split: str) -> dict:
         # the record names the official script's exact_match `em` (valid_em, test_em), as the record contract does
