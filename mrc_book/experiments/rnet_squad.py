@@ -17,7 +17,7 @@ from ..data.sources import DataError, repo_root
 from ..data.squad import load_squad, answer_token_span, fit_passage
 from ..text import tokenize, Vocab, CharVocab, pad_sequences, bucket_batches
 from ..models.rnet import RNetConfig, RNet
-from ..layers.pointer import span_loss, decode_spans
+from ..layers.pointer import decode_spans
 from ..metrics import evaluate_squad
 from ..training import (TrainConfig, Trainer, register_experiment, save_split, load_split, load_record,
                                has_checkpoint, git_commit, device_name, hardware_info, write_record)
@@ -353,10 +353,7 @@ def train_rnet_squad(cfg: RNetSquadConfig, profile: str, device: str = 'cpu', re
         return [[train_idx[j] for j in batch] for batch in order]
 
     def loss_fn(model: RNet, idx: list[int]) -> torch.Tensor:
-        batch = bundle_batch(b, 'train', idx)
-        s, e = model(batch)
-        return span_loss(s.float(), e.float(), batch['start'].to(model.device, non_blocking=True),   # as RNet.forward copies
-                         batch['end'].to(model.device, non_blocking=True))
+        return model.loss(bundle_batch(b, 'train', idx))
 
     def evaluate(model: RNet, split: str) -> dict:
         # the record names the official script's exact_match `em` (valid_em, test_em), as the record contract does

@@ -121,8 +121,9 @@ class RNet(nn.Module):
     def loss(self, batch: dict) -> Tensor:
         "$-\\log p^1(\\text{start}) - \\log p^2(\\text{end})$, batch mean."
         start_logits, end_logits = self(batch)
-        # non_blocking, as in forward: a blocking host-to-GPU copy makes the host wait for the GPU's queue
-        return span_loss(start_logits, end_logits, batch['start'].to(self.device, non_blocking=True),
+        # float: under bf16 autocast the logits are bf16. non_blocking, as in forward: a blocking host-to-GPU copy makes
+        # the host wait for the GPU's queue
+        return span_loss(start_logits.float(), end_logits.float(), batch['start'].to(self.device, non_blocking=True),
                          batch['end'].to(self.device, non_blocking=True))
 
     @torch.no_grad()
