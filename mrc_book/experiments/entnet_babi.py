@@ -457,7 +457,7 @@ def babi_members(results_dir: str | Path, setting: str = 'en-10k', encoder: str 
                          'valid_error': r['final'][f'test_best_valid_error_{n}'], 'best_epoch': int(r['final'][f'test_best_epoch_{n}']),
                          'epochs': r['final']['epochs'], 'max_epochs': r['config']['epochs'], 'wall_s': r['wall_seconds'] / r['meta']['n_models'],
                          'n_models': r['meta']['n_models'],
-                         'device': r['device'], 'partial_data': m['partial_data'], 'train_questions': m['sizes']['train'],
+                         'device': r['device'], 'cpu_id': r.get('hardware', {}).get('cpu_id'), 'partial_data': m['partial_data'], 'train_questions': m['sizes']['train'],
                          'test_oov': m['window_stats']['test']['oov_words'] + m['window_stats']['test']['unknown_answers'],
                          'history': [h[f'valid_error_{n}'] for h in r['history']], 'record': Path(r['path']).name})
     longest = {}
