@@ -481,15 +481,16 @@ def full_budget(member, epochs: int = 200) -> bool:
 def protocol_gaps(rows: Sequence[dict], seeds: Sequence[int] = range(10), epochs: int = 200) -> dict[int, dict]:
     """What the paper's protocol (best of `seeds` by validation, `epochs` each, our early stop at 0 validation error)
     still needs, per task of `babi_members` rows: `settled` (no further run can change the chosen member), the seeds
-    with no run (`missing`) and those capped below `epochs` without reaching 0 validation error (`capped`)."""
+    with no run (`missing`) and those capped below `epochs` without reaching 0 validation error (`capped`). Once a seed
+    has reached 0, only the seeds below it are needed: a seed above can at best tie, and ties go to the lowest seed."""
     seeds, out = list(seeds), {}
     for t in sorted({r['task'] for r in rows}):
         mine = {r['seed']: r for r in rows if r['task'] == t}
         zero = sorted(s for s, r in mine.items() if r['valid_error'] == 0)
-        # ties go to the lowest seed: a 0 is final once every lower seed has run its course
-        settled = bool(zero) and all(s in mine and full_budget(mine[s], epochs) for s in seeds if s < zero[0])
-        out[t] = {'settled': settled, 'missing': [] if settled else [s for s in seeds if s not in mine],
-                  'capped': [] if settled else sorted(s for s, r in mine.items() if s in seeds and not full_budget(r, epochs))}
+        below = [s for s in seeds if not zero or s < zero[0]]   # the seeds that can still be chosen over the first 0
+        settled = bool(zero) and all(s in mine and full_budget(mine[s], epochs) for s in below)
+        out[t] = {'settled': settled, 'missing': [] if settled else [s for s in below if s not in mine],
+                  'capped': [] if settled else [s for s in below if s in mine and not full_budget(mine[s], epochs)]}
     return out
 
 # %% ../../nbs/41_entnet_babi.ipynb #78ec0932
