@@ -486,7 +486,7 @@ def protocol_gaps(rows: Sequence[dict], seeds: Sequence[int] = range(10), epochs
     seeds, out = list(seeds), {}
     for t in sorted({r['task'] for r in rows}):
         mine = {r['seed']: r for r in rows if r['task'] == t}
-        zero = sorted(s for s, r in mine.items() if r['valid_error'] == 0)
+        zero = sorted(s for s, r in mine.items() if s in seeds and r['valid_error'] == 0)
         below = [s for s in seeds if not zero or s < zero[0]]   # the seeds that can still be chosen over the first 0
         settled = bool(zero) and all(s in mine and full_budget(mine[s], epochs) for s in below)
         out[t] = {'settled': settled, 'missing': [] if settled else [s for s in below if s not in mine],
