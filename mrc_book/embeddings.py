@@ -41,29 +41,54 @@ def _glove_line_error(path, lineno, problem, dim) -> DataError:
                      f'glove.6B.<dim>d.txt); if the line is cut short, the download is truncated: delete the file and '
                      f'run `mrc data fetch glove-6b` (or download https://nlp.stanford.edu/data/glove.6B.zip again).')
 
+def _is_number(s: str) -> bool:
+    try: float(s); return True
+    except ValueError: return False
+
+def _vectors(path: Path, lines, dim: int, words) -> tuple[dict, int]:
+    "Parse GloVe `lines` -> (vectors of `words`, number of vector lines)."
+    vectors, n_vectors = {}, 0
+    for lineno, line in lines:
+        line = line.rstrip('\r\n').rstrip(' ')
+        if not line: continue
+        n_fields = line.count(' ')                     # fields after the word, if the word has no space
+        if lineno == 1:
+            head = line.split(' ')
+            if len(head) == 2 and head[0].isdigit() and head[1].isdigit():   # word2vec header: "count dim"
+                if int(head[1]) != dim: raise _glove_line_error(path, 1, f'the header says {head[1]}-d vectors, not {dim}-d', dim)
+                continue
+            if n_fields != dim:
+                raise _glove_line_error(path, 1, f'the first line has {n_fields} numbers, not {dim}', dim)
+        if n_fields < dim:
+            raise _glove_line_error(path, lineno, f'{n_fields} numbers instead of {dim}', dim)
+        word, *numbers = line.rsplit(' ', dim)
+        if not word or word.endswith(' ') or '' in numbers:
+            raise _glove_line_error(path, lineno, 'an empty field (two spaces in a row?)', dim)
+        if n_fields > dim and _is_number(line.split(' ', 2)[1]):   # "king 0.1 ... 0.9" with a number too many
+            raise _glove_line_error(path, lineno, f'more than {dim} numbers', dim)
+        n_vectors += 1
+        if words is not None and word not in words: continue
+        try: vec = np.array(numbers, dtype=np.float32)
+        except ValueError as e: raise _glove_line_error(path, lineno, f'a number does not parse ({e})', dim) from None
+        if not np.isfinite(vec).all(): raise _glove_line_error(path, lineno, 'a value that is not finite (nan or inf)', dim)
+        vectors[word] = vec
+    return vectors, n_vectors
+
 def read_glove_text(path, dim: int, words: set[str] | None = None) -> dict[str, np.ndarray]:
     "Vectors (float32) of `words` (all words if None) from a GloVe text file of `dim`-dimensional vectors."
     path = Path(path)
-    vectors = {}
-    with open(path, encoding='utf-8', errors='strict') as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip('\r\n').rstrip(' ')
-            if not line: continue
-            n_fields = line.count(' ')                     # fields after the word, if the word has no space
-            if lineno == 1:
-                head = line.split(' ')
-                if len(head) == 2 and head[0].isdigit() and head[1].isdigit():   # word2vec header: "count dim"
-                    if int(head[1]) != dim: raise _glove_line_error(path, 1, f'the header says {head[1]}-d vectors, not {dim}-d', dim)
-                    continue
-                if n_fields != dim:
-                    raise _glove_line_error(path, 1, f'the first line has {n_fields} numbers, not {dim}', dim)
-            if n_fields < dim:
-                raise _glove_line_error(path, lineno, f'{n_fields} numbers instead of {dim}', dim)
-            word = line[:line.index(' ')] if n_fields == dim else line.rsplit(' ', dim)[0]
-            if words is not None and word not in words: continue
-            try: vectors[word] = np.array(line.rsplit(' ', dim)[1:], dtype=np.float32)
-            except ValueError as e: raise _glove_line_error(path, lineno, f'a number does not parse ({e})', dim) from None
+    if not path.is_file(): raise DataError(f'{path}: no such GloVe file. Pass the path of a GloVe text file, or use '
+                                           f'load_glove(..., source="auto") to find or download the official ones.')
+    try:
+        with open(path, encoding='utf-8', errors='strict') as f: vectors, n_vectors = _vectors(path, enumerate(f, 1), dim, words)
+    except UnicodeDecodeError as e:
+        raise DataError(f'{path}: not UTF-8 text ({e.reason}). GloVe files are UTF-8; a compressed or corrupt download? '
+                        f'Delete it and run `mrc data fetch glove-6b`.') from None
+    if not n_vectors:
+        raise DataError(f'{path}: no vectors in the file. An empty or truncated download? Delete it and run '
+                        f'`mrc data fetch glove-6b` (or download https://nlp.stanford.edu/data/glove.6B.zip again).')
     return vectors
+
 
 # %% ../nbs/02_embeddings.ipynb #39b7fd11
 def glove_package_dir() -> Path | None:
@@ -102,10 +127,18 @@ def _corpus_name(source) -> str:
         return Path(source).name.removesuffix('.txt')
     return '6B'
 
+def _file_identity(source) -> list:
+    "A GloVe file given by path: its resolved path, size and modification time (an edited or other file misses the cache)."
+    if _corpus_name(source) == '6B' or not Path(source).is_file(): return []
+    st = Path(source).stat()
+    return [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
+
 def glove_cache_path(vocab: Vocab, dim: int = 50, source='auto', cache_dir=None) -> Path:
-    "Where `load_glove` writes the matrix of `vocab`: a file name keyed by a hash of the vocabulary."
+    "Where `load_glove` writes the matrix of `vocab`: a file name keyed by a hash of the vocabulary (and of the file, for a path)."
     corpus = _corpus_name(source)
-    key = hashlib.sha256(json.dumps([corpus, dim, vocab.lower, vocab.itos], ensure_ascii=False).encode()).hexdigest()[:16]
+    ident = _file_identity(source)
+    key = hashlib.sha256(json.dumps([corpus, dim, vocab.lower, vocab.itos] + ([ident] if ident else []),
+                                    ensure_ascii=False).encode()).hexdigest()[:16]
     return Path(cache_dir or download_root()/'glove')/f'glove.{corpus}.{dim}d.{key}.pt'
 
 def _read_cache(vocab, dim, source, cache_dir):
@@ -157,6 +190,10 @@ def load_glove(vocab: Vocab, dim: int = 50, source='auto', cache: bool = True, c
         for i, t in enumerate(targets):
             if t is not None: weight[i] = torch.from_numpy(vectors[t])
         where = str(path)
+    if coverage['words'] and not coverage['found']:
+        raise DataError(f'{where}: none of the {coverage["words"]:,} words of the vocabulary has a vector there (first: '
+                        f'{coverage["oov_examples"][:3]}). The wrong file, or a vocabulary of ids rather than words? '
+                        f'Pass a GloVe file of the same language, or source="auto".')
     coverage = {'source': where, 'dim': dim, **coverage, 'seconds': round(time.perf_counter() - t0, 3)}
     if cache:
         p = glove_cache_path(vocab, dim, source, cache_dir)

@@ -53,43 +53,53 @@ def babi_tokens(text: str) -> list[str]:
 
 _EXPECTED_LINE = "'ID statement' or 'ID question<TAB>answer<TAB>supporting IDs' (ID = 1 to start a story, else previous ID + 1)"
 
+def _dataset_of(path) -> str:
+    "The registered dataset a bAbI file belongs to, by its folder (en, en-10k, en-valid-10k)."
+    folder = Path(path).parent.name
+    return f'babi-{folder}' if folder in ('en', 'en-10k', 'en-valid-10k') else 'babi-en-10k'
+
 def _babi_stories(path: Path, task: int = 0) -> list[tuple[str, list[BabiExample]]]:
     "Parse one official file into stories: (raw text of the story, its questions)."
     stories, raw, exs = [], [], []
     statements, line_to_stmt, prev_id = [], {}, 0
+    fetch = f"mrc data fetch {_dataset_of(path)}"
     def bad(n, line, why):
         return DataError(f"{path}:{n}: {why}; expected {_EXPECTED_LINE}, found {line!r}. Fix: download the file again "
-                         f"(`mrc data fetch babi-en-10k`) or correct line {n}.")
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip('\n')
-            num, sep, text = line.partition(' ')
-            if not sep or not num.isdigit(): raise bad(n, line, 'no line ID')
-            num = int(num)
-            if num == 1:
-                if raw: stories.append(('\n'.join(raw), exs))
-                raw, exs, statements, line_to_stmt = [], [], [], {}
-            elif num != prev_id + 1:
-                raise bad(n, line, f'line ID {num} follows {prev_id}')
-            prev_id = num
-            raw.append(line)
-            if '\t' not in text:
-                if not text.strip(): raise bad(n, line, 'empty statement')
-                if '?' in text: raise bad(n, line, 'a question without its tab-separated answer and supporting IDs')
-                line_to_stmt[num] = len(statements)
-                statements.append(babi_tokens(text))
-                continue
-            fields = text.split('\t')
-            if len(fields) != 3: raise bad(n, line, f'{len(fields)} tab-separated fields instead of 3')
-            q, a, sup = fields
-            if not q.strip() or not a.strip(): raise bad(n, line, 'empty question or answer')
-            try: sup = [line_to_stmt[int(s)] for s in sup.split()]
-            except (ValueError, KeyError): raise bad(n, line, f'supporting IDs {sup!r} are not earlier statement IDs') from None
-            exs.append(BabiExample(task, statements[:], babi_tokens(q), a.strip().lower(), sup, len(stories)))
+                         f"(`{fetch}`) or correct line {n}.")
+    if not Path(path).is_file(): raise DataError(f"{path}: no such bAbI file. Fix: check the path, or run `{fetch}`.")
+    try:
+        lines = Path(path).read_text(encoding='utf-8').splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); bAbI files are plain ASCII. A corrupt "
+                        f"or compressed download? Fix: download it again (`{fetch}`).") from None
+    for n, line in enumerate(lines, 1):
+        num, sep, text = line.partition(' ')
+        if not sep or not (num.isascii() and num.isdigit()): raise bad(n, line, 'no line ID')
+        num = int(num)
+        if num == 1:
+            if raw: stories.append(('\n'.join(raw), exs))
+            raw, exs, statements, line_to_stmt = [], [], [], {}
+        elif num != prev_id + 1:
+            raise bad(n, line, f'line ID {num} follows {prev_id}')
+        prev_id = num
+        raw.append(line)
+        if '\t' not in text:
+            if not text.strip(): raise bad(n, line, 'empty statement')
+            if '?' in text: raise bad(n, line, 'a question without its tab-separated answer and supporting IDs')
+            line_to_stmt[num] = len(statements)
+            statements.append(babi_tokens(text))
+            continue
+        fields = text.split('\t')
+        if len(fields) != 3: raise bad(n, line, f'{len(fields)} tab-separated fields instead of 3')
+        q, a, sup = fields
+        if not q.strip() or not a.strip(): raise bad(n, line, 'empty question or answer')
+        try: sup = [line_to_stmt[int(s)] for s in sup.split()]
+        except (ValueError, KeyError): raise bad(n, line, f'supporting IDs {sup!r} are not earlier statement IDs') from None
+        exs.append(BabiExample(task, statements[:], babi_tokens(q), a.strip().lower(), sup, len(stories)))
     if raw: stories.append(('\n'.join(raw), exs))
     if not any(exs for _, exs in stories):
         raise DataError(f"{path}: no questions in the file (every bAbI file has some). An empty or truncated file? "
-                        f"Fix: download it again (`mrc data fetch babi-en-10k`).")
+                        f"Fix: download it again (`{fetch}`).")
     return stories
 
 def parse_babi(path, task: int = 0) -> list[BabiExample]:
@@ -128,11 +138,12 @@ def _partial_qa3_stories(download: bool) -> tuple[list, list[str]]:
 
 def load_babi(task: int, split: str, setting: str = 'en-10k', valid_fraction: float = 0.1, seed: int = 0,
               allow_partial: bool = False, download: bool = True) -> BabiSplit:
-    "One split ('train', 'valid' or 'test') of a bAbI task; 'valid' is a seeded `valid_fraction` of the training stories."
+    """One split ('train', 'valid' or 'test') of a bAbI task; 'valid' is a seeded `valid_fraction` of the training stories,
+    except for `setting='en-valid-10k'`, whose archive files are the official 90/10 split and are read as they are."""
     if split not in ('train', 'valid', 'test'): raise ValueError(f"split must be 'train', 'valid' or 'test', not {split!r}")
     partial = False
-    if split == 'test':
-        files = [babi_file(task, 'test', setting)]
+    if split == 'test' or setting == 'en-valid-10k':
+        files = [babi_file(task, split, setting)]
         stories = [exs for _, exs in _babi_stories(locate(files[0], download=download), task)]
     else:
         rel = babi_file(task, 'train', setting)

@@ -44,35 +44,41 @@ def parse_cbt(path) -> list[CBTExample]:
         return DataError(f"{path}:{n}: {why}; expected {_CBT_EXPECTED}, found {line!r}. Fix: download CBTest.tgz again "
                          f"(`mrc data fetch cbt`) or correct line {n}.")
     out, context = [], []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip('\n')
-            if not line.strip():
-                if context: raise bad(n, line, f'blank line after only {len(context)} context sentences')
-                continue
-            num, sep, text = line.partition(' ')
-            expected = len(context) + 1
-            if not num.isdigit() or int(num) != expected:
-                raise bad(n, line, f'line number {num!r} where {expected} was due')
-            if expected <= 20:
-                if '\t' in text: raise bad(n, line, 'a tab in a context sentence')
-                context.append(text.split())
-                continue
-            fields = text.split('\t')
-            if len(fields) != 4 or fields[2] != '':
-                raise bad(n, line, f'{len(fields)} tab-separated fields instead of query, answer, empty, candidates')
-            query, answer, _, cands = fields
-            query, candidates = query.split(), [c.strip() for c in cands.split('|')]
-            if query.count(CBT_BLANK) != 1: raise bad(n, line, f'the query has {query.count(CBT_BLANK)} {CBT_BLANK} blanks, not 1')
-            answer = answer.strip()
-            if not answer: raise bad(n, line, 'an empty answer')
-            if answer not in candidates: raise bad(n, line, f'the answer {answer!r} is not among the candidates')
-            if len(candidates) != 10 or not all(candidates):
-                raise bad(n, line, f'{len(candidates)} candidates (some empty)' if not all(candidates) else f'{len(candidates)} candidates instead of 10')
-            out.append(CBTExample(context, query, answer, candidates))
-            context = []
+    if not path.is_file(): raise DataError(f"{path}: no such CBT file. Fix: check the path, or run `mrc data fetch cbt`.")
+    try: lines = path.read_text(encoding='utf-8').split('\n')
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). A corrupt or compressed download? "
+                        f"Fix: download CBTest.tgz again (`mrc data fetch cbt`).") from None
+    if lines[-1] == '': lines.pop()                   # the newline that ends the last line
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            if context: raise bad(n, line, f'blank line after only {len(context)} context sentences')
+            continue
+        num, sep, text = line.partition(' ')
+        expected = len(context) + 1
+        if not (num.isascii() and num.isdigit()) or int(num) != expected:
+            raise bad(n, line, f'line number {num!r} where {expected} was due')
+        if expected <= 20:
+            if '\t' in text: raise bad(n, line, 'a tab in a context sentence')
+            context.append(text.split())
+            continue
+        fields = text.split('\t')
+        if len(fields) != 4 or fields[2] != '':
+            raise bad(n, line, f'{len(fields)} tab-separated fields instead of query, answer, empty, candidates')
+        query, answer, _, cands = fields
+        query, candidates = query.split(), [c.strip() for c in cands.split('|')]
+        if query.count(CBT_BLANK) != 1: raise bad(n, line, f'the query has {query.count(CBT_BLANK)} {CBT_BLANK} blanks, not 1')
+        answer = answer.strip()
+        if not answer: raise bad(n, line, 'an empty answer')
+        if answer not in candidates: raise bad(n, line, f'the answer {answer!r} is not among the candidates')
+        if len(candidates) != 10 or not all(candidates):
+            raise bad(n, line, f'{len(candidates)} candidates (some empty)' if not all(candidates) else f'{len(candidates)} candidates instead of 10')
+        out.append(CBTExample(context, query, answer, candidates))
+        context = []
     if context: raise DataError(f"{path}: the file ends inside an example ({len(context)} context lines, no query "
                                 f"line 21). A truncated file? Fix: download CBTest.tgz again (`mrc data fetch cbt`).")
+    if not out: raise DataError(f"{path}: no examples in the file (every CBT file has many). An empty or truncated "
+                                f"file? Fix: download CBTest.tgz again (`mrc data fetch cbt`).")
     return out
 
 def load_cbt(word_type: str, split: str, download: bool = True) -> list[CBTExample]:

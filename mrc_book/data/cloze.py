@@ -38,7 +38,11 @@ def parse_cloze_question(path) -> ClozeExample:
     def bad(n, why, found):
         return DataError(f"{path}:{n}: {why}; expected {_CLOZE_EXPECTED}, found {found!r}. Fix: unpack the question "
                          f"archive from {CLOZE_PAGE} again, or correct line {n}.")
-    lines = path.read_text(encoding='utf-8').split('\n')
+    if not path.is_file(): raise DataError(f"{path}: no such .question file. Fix: check the path; the archives are at {CLOZE_PAGE}.")
+    try: lines = path.read_text(encoding='utf-8').split('\n')
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). Fix: unpack the question archive from "
+                        f"{CLOZE_PAGE} again.") from None
     if len(lines) < 9: raise bad(len(lines), f'only {len(lines)} lines (a truncated file?)', lines[-1])
     for n in (2, 4, 6, 8):
         if lines[n - 1].strip(): raise bad(n, 'a blank line was due', lines[n - 1])
@@ -52,6 +56,7 @@ def parse_cloze_question(path) -> ClozeExample:
         ent, sep, name = line.partition(':')
         if not sep or not _ENTITY.match(ent): raise bad(n, "not an '@entityN:Name' line", line)
         names[ent] = name
+    if not names: raise bad(9, "no '@entityN:Name' lines (a truncated file?)", '\n'.join(lines[8:])[:60])
     candidates = list(dict.fromkeys(t for t in context if _ENTITY.match(t)))
     if answer not in candidates: raise bad(7, f'the answer {answer} does not occur in the story', lines[6])
     return ClozeExample(context, query, answer, candidates, names, url)

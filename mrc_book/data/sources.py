@@ -65,8 +65,9 @@ def verify_checksum(path: Path, relpath: str, expected: str | None = None) -> bo
     if expected is None: return None
     got = sha256sum(path)
     if got != expected:
+        name = next((n for n, ds in DATASETS.items() if relpath in ds.files), '<dataset>')   # `mrc data list` names them
         raise DataError(f"{path}: sha256 is {got}, expected {expected} for {relpath}. The file is truncated, corrupt or "
-                        f"a different version. Delete it and run `mrc data fetch` (or download it again from its "
+                        f"a different version. Delete it and run `mrc data fetch {name}` (or download it again from its "
                         f"official address), or point $MRC_DATA at a good copy.")
     return True
 
@@ -139,6 +140,8 @@ def _download(url: str, dest: Path) -> Path:
 
 def fetch(name: str, roots: list[Path] | None = None) -> list[Path]:
     "Make every file of dataset `name` available, downloading from the official address what is missing; returns their paths."
+    if name not in DATASETS:
+        raise DataError(f"No dataset named {name!r}. The registered ones: {', '.join(sorted(DATASETS))}.")
     ds = DATASETS[name]
     roots = roots or data_roots()
     missing = [f for f in ds.files if find_file(f, roots) is None]

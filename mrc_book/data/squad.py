@@ -26,7 +26,9 @@ SQUAD_TRAIN_SAMPLE = 'squad/train-v1.1.first-11-articles.json'
 def _fix(path) -> str:
     "The fix for a broken SQuAD file: where the good copy comes from."
     name = Path(path).name
-    which = 'squad-dev' if 'dev' in name else 'squad-train'
+    which = {'dev-v1.1.json': 'squad-dev'}.get(name, 'squad-train' if name.startswith('train-v1.1') else None)
+    if which is None:   # not an official file name: a user's own file (or another dataset in SQuAD's format)
+        return (f"Fix: correct the entry named above; the official SQuAD v1.1 files, for comparison, are at {SQUAD_URL}.")
     url = SQUAD_URL + ('dev-v1.1.json' if which == 'squad-dev' else 'train-v1.1.json')
     return (f"Fix: download it again from {url} (`mrc data fetch {which}`) and check its sha256, or, if you wrote "
             f"this file yourself, correct the entry named above.")
