@@ -328,7 +328,7 @@ class Trainer:
         self.loss_sum, self.loss_count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         self.history: list[dict] = []
         self.best_value, self.best_epoch, self.bad_epochs, self.stopped_early = None, None, 0, False
-        self.stopped_by: str | None = None   # 'patience' or 'finish_by' once training stops before `epochs`
+        self.stopped_by: str | None = None   # 'patience', 'finish_by' or an experiment's own reason ('zero_valid') once training stops before `epochs`
         self.stopped_by_window: float | None = None
         self.elapsed_before = 0.0
         self.epoch_seconds_before = 0.0   # seconds of the current epoch's steps run before the checkpoint resumed from

@@ -308,7 +308,7 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
         if split == 'valid':
             err, loss = errors(model.net, 'valid')
             model.update_best(err, trainer.epoch + 1)
-            if cfg.stop_at_zero and bool((model.best_error == 0).all()): trainer.stopped_early = True
+            if cfg.stop_at_zero and bool((model.best_error == 0).all()): trainer.stopped_early, trainer.stopped_by = True, 'zero_valid'
             return {'selected_error': model.best_error.double().mean().item(), 'error': err.mean().item(),
                     'loss': loss.mean().item(), **{f'error_{n}': e.item() for n, e in zip(tag, err)}}
         err, loss = errors(model.best_net(), split)   # test: each member's best-validation weights

@@ -13,13 +13,15 @@ __all__ = ['BagOfWordsQA']
 # %% ../../nbs/31_models.bow.ipynb #44786f90
 class BagOfWordsQA(nn.Module):
     "Story bag of words + question bag of words -> MLP -> answer logits."
-    def __init__(self, vocab_size: int, n_answers: int, dim: int = 32, hidden: int = 64, dropout: float = 0.1, pad: int = 0):
+    def __init__(self, vocab_size: int, n_answers: int, dim: int = 32, hidden: int = 64, dropout: float = 0.1, pad: int = 0,
+                 device: str | torch.device | None = None):
         super().__init__()
         # id `pad` is excluded from the sums, so padding never changes the output
         self.story_embedding = nn.EmbeddingBag(vocab_size, dim, mode='sum', padding_idx=pad)     # A
         self.question_embedding = nn.EmbeddingBag(vocab_size, dim, mode='sum', padding_idx=pad)  # B
         self.classifier = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Dropout(dropout),
                                         nn.Linear(hidden, n_answers))
+        if device is not None: self.to(device)   # built on the CPU (the same draws everywhere), then moved
 
     def forward(self, story: torch.LongTensor, question: torch.LongTensor) -> torch.Tensor:
         "`story[B, Ls]`, `question[B, Lq]` word ids (padded with `pad`) -> answer logits `[B, n_answers]`."

@@ -23,7 +23,7 @@ class EntNet(nn.Module):
                  max_sentence_len: int = 20, max_query_len: int | None = None, encoder: str = 'mask',
                  tied_keys: Sequence[int] | None = None, simplified: bool = False, activation: str = 'prelu',
                  gate_bias: bool = True, normalize: bool = True, tie_prelu: bool = True,
-                 n_models: int | None = None, init_std: float = 0.1):
+                 n_models: int | None = None, init_std: float = 0.1, device: str | torch.device | None = None):
         super().__init__()
         if tied_keys is not None:
             tied_keys = [int(i) for i in tied_keys]
@@ -52,6 +52,7 @@ class EntNet(nn.Module):
         self.output = EntNetOutput(dim, answer_size, activation, n_models, init_std)
         if tie_prelu and self.memory.prelu_slope is not None:
             self.output.prelu_slope = self.memory.prelu_slope  # one PReLU shared by memory and output (the author's advice)
+        if device is not None: self.to(device)   # built on the CPU (the same draws everywhere), then moved
 
     def embed(self, ids: Tensor) -> Tensor:
         "Word vectors `[..., d]` for word ids `[...]` (with a leading K when stacked)."

@@ -27,7 +27,7 @@ def flatten_story_query(story: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
 class LSTMReader(nn.Module):
     "Reads story then question with one LSTM (EntNet §5.1 baseline); logits from the last hidden state."
     def __init__(self, vocab_size: int, answer_size: int | None = None, dim: int = 50, hidden: int = 50,
-                 bidirectional: bool = False, dropout: float = 0.0):
+                 bidirectional: bool = False, dropout: float = 0.0, device: str | torch.device | None = None):
         super().__init__()
         answer_size = vocab_size if answer_size is None else answer_size
         self.config = dict(vocab_size=vocab_size, answer_size=answer_size, dim=dim, hidden=hidden,
@@ -36,6 +36,7 @@ class LSTMReader(nn.Module):
         self.rnn = BiRNN(dim, hidden, cell='lstm') if bidirectional else nn.LSTM(dim, hidden, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden * (2 if bidirectional else 1), answer_size)
+        if device is not None: self.to(device)   # built on the CPU (the same draws everywhere), then moved
 
     def forward(self, story: Tensor, query: Tensor) -> Tensor:
         "Answer logits `[B, answers]` for `story[B, S, W]` and `query[B, W]` (word ids, 0 = padding)."

@@ -19,7 +19,7 @@ class MemN2N(nn.Module):
     position/bow sentence encoding, temporal encoding; logits over the vocabulary via W^T = C^K (eq. 3)."""
     def __init__(self, vocab_size: int, dim: int = 20, hops: int = 3, memory_size: int = 50,
                  encoder: str = 'positional', temporal: bool = True, answer_size: int | None = None,
-                 init_std: float = 0.1):
+                 init_std: float = 0.1, device: str | torch.device | None = None):
         super().__init__()
         if hops < 1: raise ValueError(f"MemN2N: hops must be >= 1, got {hops}")
         if encoder not in ('positional', 'bow'): raise ValueError(f"MemN2N: encoder must be 'positional' or 'bow', got {encoder!r}")
@@ -34,6 +34,7 @@ class MemN2N(nn.Module):
         # W^T = C^K when answers are vocabulary words; a separate W for a separate answer set
         self.answer = None if answer_size is None else nn.Linear(dim, answer_size, bias=False)
         if self.answer is not None: nn.init.normal_(self.answer.weight, std=init_std)
+        if device is not None: self.to(device)   # built on the CPU (the same draws everywhere), then moved
 
     def encode(self, ids: Tensor, k: int) -> Tensor:
         "Sentence vectors with embedding E_k: ids `[..., W]` -> `[..., d]` (PE or BoW over the real words)."

@@ -132,7 +132,8 @@ class ReasoNetOutput(NamedTuple):
 
 class ReasoNet(nn.Module):
     "ReasoNet (Shen et al. 2016): memory, internal state, attention, termination gate, answer module."
-    def __init__(self, config: ReasoNetConfig, embeddings: torch.Tensor | None = None):
+    def __init__(self, config: ReasoNetConfig, embeddings: torch.Tensor | None = None,
+                 device: str | torch.device | None = None):
         super().__init__()
         c = self.config = config
         self.embed = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=0)
@@ -149,6 +150,7 @@ class ReasoNet(nn.Module):
         self.gate = TerminationGate(S)
         self.answer = AttentionSumAnswer(S, S, c.num_candidates) if c.task == 'cloze' else YesNoAnswer(S)
         if c.paper_init: self.reset_parameters_paper(keep_embeddings=embeddings is not None)
+        if device is not None: self.to(device)   # built on the CPU (the same draws everywhere), then moved
 
     def reset_parameters_paper(self, keep_embeddings: bool = True):
         "§4.1's GRU init (recurrent weights random orthogonal, the others U(-0.01, 0.01)); our extension: every other layer too, biases 0."
