@@ -18,9 +18,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
            'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name',
-           'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'load_records', 'run_scale', 'bf16_supported',
-           'ResumeMismatch', 'Trainer', 'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment',
-           'UnsupportedOption', 'run_experiment', 'run_main']
+           'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'load_records', 'quick_results_dir', 'run_scale',
+           'bf16_supported', 'ResumeMismatch', 'Trainer', 'load_best_state', 'load_completed_run', 'Experiment',
+           'register_experiment', 'UnsupportedOption', 'run_experiment', 'run_main']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -242,6 +242,14 @@ def load_records(pattern: str | Path) -> list[dict]:
     for p in sorted(glob.glob(str(pattern))):
         r = load_record(p); r['path'] = p; out.append(r)
     return out
+
+def quick_results_dir(results_dir: str | Path) -> Path:
+    """Where a chapter's quick run writes its record: `results_dir`, except under `nbdev-test` (which sets `IN_TEST`), where
+    a fresh temporary folder is used, so that running the tests never rewrites the records committed in `results/`."""
+    if not os.environ.get('IN_TEST'): return Path(results_dir)
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix='mrc-quick-'))/'results'   # its checkpoints go beside it, not into /tmp/checkpoints
+    d.mkdir(); return d
 
 def run_scale(record: dict) -> str:
     """A record's scale in words (`meta['scale']`, written when the run was set up), with the epochs it trained where
