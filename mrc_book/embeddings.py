@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_embeddings.ipynb #60ea34b7
 from __future__ import annotations
-import hashlib, importlib.util, json, os, sys, time, warnings
+import hashlib, importlib.util, json, os, re, sys, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +41,10 @@ def _glove_line_error(path, lineno, problem, dim) -> DataError:
                      f'glove.6B.<dim>d.txt); if the line is cut short, the download is truncated: delete the file and '
                      f'run `mrc data fetch glove-6b` (or download https://nlp.stanford.edu/data/glove.6B.zip again).')
 
-def _is_number(s: str) -> bool:
-    try: float(s); return True
-    except ValueError: return False
+_VALUE = re.compile(r'-?\d*\.\d+(?:[eE][-+]?\d+)?')   # how a GloVe file writes a vector component
 
 def _vectors(path: Path, lines, dim: int, words) -> tuple[dict, int]:
-    "Parse GloVe `lines` -> (vectors of `words`, number of vector lines)."
+    "Parse GloVe `lines` -> (vectors of `words`, number of vector lines); only the wanted words' numbers are converted."
     vectors, n_vectors = {}, 0
     for lineno, line in lines:
         line = line.rstrip('\r\n').rstrip(' ')
@@ -61,14 +59,15 @@ def _vectors(path: Path, lines, dim: int, words) -> tuple[dict, int]:
                 raise _glove_line_error(path, 1, f'the first line has {n_fields} numbers, not {dim}', dim)
         if n_fields < dim:
             raise _glove_line_error(path, lineno, f'{n_fields} numbers instead of {dim}', dim)
-        word, *numbers = line.rsplit(' ', dim)
-        if not word or word.endswith(' ') or '' in numbers:
+        if line[0] == ' ' or '  ' in line:
             raise _glove_line_error(path, lineno, 'an empty field (two spaces in a row?)', dim)
-        if n_fields > dim and _is_number(line.split(' ', 2)[1]):   # "king 0.1 ... 0.9" with a number too many
-            raise _glove_line_error(path, lineno, f'more than {dim} numbers', dim)
+        if n_fields == dim: word = line[:line.index(' ')]
+        else:   # a word with spaces (840B), unless what follows its first part is a vector component: a number too many
+            if _VALUE.fullmatch(line.split(' ', 2)[1]): raise _glove_line_error(path, lineno, f'more than {dim} numbers', dim)
+            word = line.rsplit(' ', dim)[0]
         n_vectors += 1
         if words is not None and word not in words: continue
-        try: vec = np.array(numbers, dtype=np.float32)
+        try: vec = np.array(line.rsplit(' ', dim)[1:], dtype=np.float32)
         except ValueError as e: raise _glove_line_error(path, lineno, f'a number does not parse ({e})', dim) from None
         if not np.isfinite(vec).all(): raise _glove_line_error(path, lineno, 'a value that is not finite (nan or inf)', dim)
         vectors[word] = vec

@@ -247,9 +247,10 @@ def quick_results_dir(results_dir: str | Path) -> Path:
     """Where a chapter's quick run writes its record: `results_dir`, except under `nbdev-test` (which sets `IN_TEST`), where
     a fresh temporary folder is used, so that running the tests never rewrites the records committed in `results/`."""
     if not os.environ.get('IN_TEST'): return Path(results_dir)
-    import tempfile
+    import atexit, shutil, tempfile
     d = Path(tempfile.mkdtemp(prefix='mrc-quick-'))/'results'   # its checkpoints go beside it, not into /tmp/checkpoints
-    d.mkdir(); return d
+    d.mkdir(); atexit.register(shutil.rmtree, d.parent, True)   # removed when the test's kernel exits
+    return d
 
 def run_scale(record: dict) -> str:
     """A record's scale in words (`meta['scale']`, written when the run was set up), with the epochs it trained where

@@ -68,10 +68,11 @@ def _babi_stories(path: Path, task: int = 0) -> list[tuple[str, list[BabiExample
                          f"(`{fetch}`) or correct line {n}.")
     if not Path(path).is_file(): raise DataError(f"{path}: no such bAbI file. Fix: check the path, or run `{fetch}`.")
     try:
-        lines = Path(path).read_text(encoding='utf-8').splitlines()
+        lines = Path(path).read_text(encoding='utf-8').split('\n')   # text mode: CRLF reads as LF
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); bAbI files are plain ASCII. A corrupt "
                         f"or compressed download? Fix: download it again (`{fetch}`).") from None
+    if lines[-1] == '': lines.pop()                   # the newline that ends the last line
     for n, line in enumerate(lines, 1):
         num, sep, text = line.partition(' ')
         if not sep or not (num.isascii() and num.isdigit()): raise bad(n, line, 'no line ID')
