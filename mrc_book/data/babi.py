@@ -8,7 +8,7 @@ import random, re, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sources import DataError, Dataset, register_dataset, locate, find_file
+from .sources import DataError, Dataset, read_data_text, register_dataset, locate, find_file
 
 # %% auto #0
 __all__ = ['BABI_URL', 'BABI_DIR', 'SETTINGS', 'babi_tasks', 'babi_file', 'BabiExample', 'babi_tokens', 'parse_babi', 'BabiSplit',
@@ -66,12 +66,7 @@ def _babi_stories(path: Path, task: int = 0) -> list[tuple[str, list[BabiExample
     def bad(n, line, why):
         return DataError(f"{path}:{n}: {why}; expected {_EXPECTED_LINE}, found {line!r}. Fix: download the file again "
                          f"(`{fetch}`) or correct line {n}.")
-    if not Path(path).is_file(): raise DataError(f"{path}: no such bAbI file. Fix: check the path, or run `{fetch}`.")
-    try:
-        lines = Path(path).read_text(encoding='utf-8').split('\n')   # text mode: CRLF reads as LF
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); bAbI files are plain ASCII. A corrupt "
-                        f"or compressed download? Fix: download it again (`{fetch}`).") from None
+    lines = read_data_text(path, 'bAbI', f"check the path, or download the file again (`{fetch}`).").split('\n')
     if lines[-1] == '': lines.pop()                   # the newline that ends the last line
     for n, line in enumerate(lines, 1):
         num, sep, text = line.partition(' ')

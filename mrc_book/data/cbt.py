@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sources import DataError, Dataset, register_dataset, locate, find_file
+from .sources import DataError, Dataset, register_dataset, locate, find_file, read_data_text
 
 # %% auto #0
 __all__ = ['CBT_URL', 'CBT_DIR', 'CBT_WORD_TYPES', 'CBT_BLANK', 'cbt_file', 'CBTExample', 'parse_cbt', 'load_cbt', 'cbt_counts']
@@ -44,11 +44,7 @@ def parse_cbt(path) -> list[CBTExample]:
         return DataError(f"{path}:{n}: {why}; expected {_CBT_EXPECTED}, found {line!r}. Fix: download CBTest.tgz again "
                          f"(`mrc data fetch cbt`) or correct line {n}.")
     out, context = [], []
-    if not path.is_file(): raise DataError(f"{path}: no such CBT file. Fix: check the path, or run `mrc data fetch cbt`.")
-    try: lines = path.read_text(encoding='utf-8').split('\n')
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). A corrupt or compressed download? "
-                        f"Fix: download CBTest.tgz again (`mrc data fetch cbt`).") from None
+    lines = read_data_text(path, 'CBT', 'check the path, or download CBTest.tgz again (`mrc data fetch cbt`).').split('\n')
     if lines[-1] == '': lines.pop()                   # the newline that ends the last line
     for n, line in enumerate(lines, 1):
         if not line.strip():

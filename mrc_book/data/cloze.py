@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sources import DataError, Dataset, register_dataset, data_roots
+from .sources import DataError, Dataset, register_dataset, data_roots, read_data_text
 
 # %% auto #0
 __all__ = ['PLACEHOLDER', 'CLOZE_PAGE', 'CLOZE_CORPORA', 'CLOZE_SPLIT_DIRS', 'ClozeExample', 'parse_cloze_question', 'cloze_dir',
@@ -38,11 +38,7 @@ def parse_cloze_question(path) -> ClozeExample:
     def bad(n, why, found):
         return DataError(f"{path}:{n}: {why}; expected {_CLOZE_EXPECTED}, found {found!r}. Fix: unpack the question "
                          f"archive from {CLOZE_PAGE} again, or correct line {n}.")
-    if not path.is_file(): raise DataError(f"{path}: no such .question file. Fix: check the path; the archives are at {CLOZE_PAGE}.")
-    try: lines = path.read_text(encoding='utf-8').split('\n')
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). Fix: unpack the question archive from "
-                        f"{CLOZE_PAGE} again.") from None
+    lines = read_data_text(path, '.question', f'check the path, or unpack the question archive from {CLOZE_PAGE} again.').split('\n')
     if len(lines) < 9: raise bad(len(lines), f'only {len(lines)} lines (a truncated file?)', lines[-1])
     for n in (2, 4, 6, 8):
         if lines[n - 1].strip(): raise bad(n, 'a blank line was due', lines[n - 1])

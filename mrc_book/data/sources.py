@@ -11,7 +11,7 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['DATASETS', 'DataError', 'repo_root', 'data_roots', 'download_root', 'known_checksums', 'sha256sum', 'verify_checksum',
-           'Dataset', 'register_dataset', 'find_file', 'locate', 'fetch', 'check']
+           'read_data_text', 'Dataset', 'register_dataset', 'find_file', 'locate', 'fetch', 'check']
 
 # %% ../../nbs/10_data.sources.ipynb #2e70e8d9
 class DataError(RuntimeError):
@@ -70,6 +70,16 @@ def verify_checksum(path: Path, relpath: str, expected: str | None = None) -> bo
                         f"a different version. Delete it and run `mrc data fetch {name}` (or download it again from its "
                         f"official address), or point $MRC_DATA at a good copy.")
     return True
+
+def read_data_text(path: str | Path, what: str, fix: str) -> str:
+    "The UTF-8 text of one data file; a `DataError` naming the file and `fix` when it is missing or not UTF-8 text."
+    path = Path(path)
+    if not path.is_file(): raise DataError(f"{path}: no such {what} file. Fix: {fix}")
+    try: return path.read_text(encoding='utf-8')   # text mode: CRLF reads as LF
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}). A corrupt or compressed download? "
+                        f"Fix: {fix}") from None
+
 
 # %% ../../nbs/10_data.sources.ipynb #dd1ac1b3
 @dataclass
