@@ -16,11 +16,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
-__all__ = ['CHECKPOINT_PART_BYTES', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state', 'epoch_generator',
-           'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name',
-           'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'load_records', 'quick_results_dir', 'run_scale',
-           'bf16_supported', 'ResumeMismatch', 'Trainer', 'load_best_state', 'load_completed_run', 'Experiment',
-           'register_experiment', 'UnsupportedOption', 'run_experiment', 'run_main']
+__all__ = ['CHECKPOINT_PART_BYTES', 'RECORD_KEYS', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state',
+           'epoch_generator', 'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit',
+           'cpu_name', 'device_name', 'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'record_problems',
+           'load_records', 'quick_results_dir', 'run_scale', 'bf16_supported', 'ResumeMismatch', 'Trainer',
+           'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption',
+           'run_experiment', 'run_main']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -234,7 +235,27 @@ class OpCount(TorchDispatchMode):
 # %% ../nbs/04_training.ipynb #66504e6b
 def load_record(path: str | Path) -> dict:
     "One run record (the JSON a `Trainer` writes)."
-    return json.loads(Path(path).read_text())
+    record = json.loads(Path(path).read_text())
+    f = record.get('final')
+    for k in ('stopped_early', 'stopped_by'):   # a record written before these moved from `final` to beside it
+        if isinstance(f, dict) and k in f: record.setdefault(k, f.pop(k))
+    return record
+
+RECORD_KEYS = ('experiment', 'model', 'dataset', 'task', 'profile', 'seed', 'config', 'git_commit', 'torch', 'device',
+               'wall_seconds', 'history', 'final')
+
+def record_problems(record: dict) -> list[str]:
+    """What keeps `record` from being a run record the book can cite, in words (empty when nothing does): a missing key,
+    a `history` that is not a list of per-epoch dicts, a completed run without `final`, a `final` value that is not a
+    finite number."""
+    out = [f'no {k!r}' for k in RECORD_KEYS if k not in record]
+    h = record.get('history')
+    if not (isinstance(h, list) and all(isinstance(e, dict) for e in h)): out.append("'history' is not a list of per-epoch dicts")
+    f = record.get('final')
+    if record.get('status') != 'interrupted' and not isinstance(f, dict): out.append(f"{record.get('status')!r} run without 'final'")
+    for k, v in (f if isinstance(f, dict) else {}).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): out.append(f'final[{k!r}] = {v!r} is not a number')
+    return out
 
 def load_records(pattern: str | Path) -> list[dict]:
     "Every run record matching a glob pattern, sorted by path; each gets its `path`."
@@ -257,7 +278,7 @@ def run_scale(record: dict) -> str:
     `--finish-by` ended it before its planned number: '12 epochs' becomes '11 of 12 planned epochs (...)'."""
     s, f = record['meta']['scale'], record.get('final') or {}
     planned = record['config']['epochs']
-    if f.get('stopped_by') == 'finish_by' and f'{planned} epochs' in s:
+    if record.get('stopped_by') == 'finish_by' and 'epochs' in f and f'{planned} epochs' in s:
         s = s.replace(f'{planned} epochs', f"{f['epochs']} of {planned} planned epochs (stopped by --finish-by)", 1)
     return s
 
@@ -554,8 +575,7 @@ class Trainer:
         self.model.load_state_dict(self.best_state)
         test = self._evaluate('test')
         final = {**{f'test_{k}': v for k, v in test.items()}, f'best_valid_{c.metric}': self.best_value,
-                 'best_epoch': self.best_epoch, 'epochs': len(self.history), 'stopped_early': self.stopped_early,
-                 'stopped_by': self.stopped_by}
+                 'best_epoch': self.best_epoch, 'epochs': len(self.history)}
         save_split(self.best_state, self.checkpoint_dir, 'best', self.part_bytes)
         return self._write_record('completed', final)
 
@@ -566,7 +586,8 @@ class Trainer:
                   'torch': torch.__version__, 'device': device_name(self.device), 'hardware': hardware_info(self.device),
                   'parameters': sum(p.numel() for p in self.model.parameters()),
                   'wall_seconds': round(self.elapsed_before + self._session_seconds(), 3), 'status': status,
-                  'steps': self.global_step, 'history': self.history, 'final': final, 'notes': self.notes,
+                  'steps': self.global_step, 'history': self.history, 'final': final,   # numbers only
+                  'stopped_early': self.stopped_early, 'stopped_by': self.stopped_by, 'notes': self.notes,
                   'sessions': self.sessions + [self._session()],   # one per invocation; several for a resumed run
                   'meta': {k: v for k, v in self.meta.items() if k not in ('model', 'dataset', 'task')},
                   'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}

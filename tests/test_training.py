@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from mrc_book.training import (EMA, TrainConfig, Trainer, bf16_supported, load_record, load_records, load_split,
-                               register_experiment, run_experiment, EXPERIMENTS, save_split, set_seed)
+                               record_problems, register_experiment, run_experiment, EXPERIMENTS, save_split, set_seed,
+                               write_record)
 
 
 def toy(n=96, d=5, seed=0, dropout=0.3):
@@ -116,7 +117,8 @@ def test_early_stopping_and_best_state(tmp_path):
     rec = t.fit()
     assert [r['valid_accuracy'] for r in rec['history']] == [50, 60, 55, 58, 59]
     f = rec['final']
-    assert f['stopped_early'] and f['epochs'] == 5 and f['best_epoch'] == 2 and f['best_valid_accuracy'] == 60
+    assert rec['stopped_early'] and rec['stopped_by'] == 'patience' and 'stopped_early' not in f
+    assert f['epochs'] == 5 and f['best_epoch'] == 2 and f['best_valid_accuracy'] == 60
     assert f['test_accuracy'] == 1.0
     # the test split was scored with the weights of epoch 2, which the model holds afterwards
     for k, v in seen['test_weights'].items(): assert torch.equal(v, model.state_dict()[k])
@@ -371,3 +373,22 @@ def test_run_main_turns_data_and_resume_errors_into_one_line_and_lets_others_thr
     def bug(): raise KeyError('a bug is a traceback, not a tidy line')
     with pytest.raises(KeyError): run_main(bug, 'prog')
     assert run_main(lambda: 7, 'prog') == 7
+
+
+def test_committed_records_are_citable():
+    "Every run record in results/ has the record's keys, per-epoch history and a numbers-only `final`."
+    from pathlib import Path
+    results = Path(__file__).resolve().parent.parent/'results'
+    paths = [p for p in sorted(results.glob('*.json')) if not p.name.startswith('bench-') and not p.name.endswith('.predictions.json')]
+    assert len(paths) > 300
+    problems = {p.name: record_problems(json.loads(p.read_text())) for p in paths}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_old_records_read_with_stop_fields_beside_final(tmp_path):
+    "A record written before `stopped_early`/`stopped_by` moved out of `final` reads as a new one."
+    old = {'run': 'x', 'status': 'completed', 'final': {'test_error': 1.0, 'stopped_early': True, 'stopped_by': None}}
+    r = load_record(write_record(tmp_path/'x.json', old))
+    assert r['final'] == {'test_error': 1.0} and r['stopped_early'] is True and r['stopped_by'] is None
+    new = {'run': 'y', 'status': 'completed', 'final': {'test_error': 1.0}, 'stopped_early': False, 'stopped_by': None}
+    assert load_record(write_record(tmp_path/'y.json', new)) == new

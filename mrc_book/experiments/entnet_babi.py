@@ -384,7 +384,7 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
             [([t], cfg.seeds[i:i + K]) for t in cfg.tasks for i in range(0, len(cfg.seeds), K)]:
         path = Path(results_dir)/f'{run_name(profile, cfg, g_tasks, g_seeds)}.json'
         prev = load_record(path) if resume and path.is_file() else None
-        if prev and prev.get('status') == 'completed' and (prev['final'].get('stopped_early') or prev['config']['epochs'] >= cfg.train.epochs):
+        if prev and prev.get('status') == 'completed' and (prev['stopped_early'] or prev['config']['epochs'] >= cfg.train.epochs):
             records.append(prev); continue   # finished; a larger --epochs continues it from its last checkpoint instead
         left = None if time_budget is None else max(time_budget - (time.monotonic() - t0), 0.0)
         members = [(t, s) for s in g_seeds for t in g_tasks]

@@ -260,7 +260,7 @@ def continue_world_run(source: WorldRun, run: WorldRun, seed: int = 0, device: s
     path = results_dir/f'{name(source)}.json'
     if not path.is_file(): raise FileNotFoundError(f'{path}: no record of the run to continue; train it first')
     record = load_record(path)
-    if record['status'] != 'completed' or record['final']['stopped_early']:
+    if record['status'] != 'completed' or record['stopped_early']:
         raise ValueError(f'{path}: continue only a run that completed all its epochs (this one: {record["status"]}'
                          + (', stopped early)' if record['status'] == 'completed' else ')'))
     done, steps = record['final']['epochs'], record['steps']
