@@ -160,7 +160,7 @@ def _train(args) -> int:
     except training.ResumeMismatch as e:
         return _error(f'--resume: {e}')
     path = Path(args.results_dir)/f"{rec.get('run')}.json"   # an experiment of several runs returns a summary instead
-    print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'),
+    print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'), 'stopped_by': rec.get('stopped_by'),
                       'record': str(path) if path.is_file() else None, 'runs': rec.get('runs'),
                       'wall_seconds': rec.get('wall_seconds')}))
     return 0

@@ -604,7 +604,7 @@ def load_completed_run(record_path: str | Path, checkpoint_dir: str | Path | Non
     """A completed run's record and the best weights its run saved, for analyses added to a record afterwards; by
     default the weights are looked for in `checkpoints/<run>` beside the record's `results/` folder."""
     path = Path(record_path)
-    record = json.loads(path.read_text())
+    record = load_record(path)
     if record['status'] != 'completed': raise ValueError(f'{path}: run not completed, nothing to analyse')
     ckpt = Path(checkpoint_dir) if checkpoint_dir else path.parent.parent/'checkpoints'/record['run']
     if not (ckpt/'best.json').is_file():

@@ -429,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     setting = {'10k': 'en-10k', '1k': 'en', None: None}[a.setting]
     rec = entnet_babi(a.profile, a.device, a.resume, a.time_budget, None, a.results_dir, a.tasks, a.seeds, setting,
                       a.encoder, a.tied, a.stack, a.epochs, a.lr_cycle, a.story_mask_init, a.clip_sum)
-    print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'runs': rec.get('runs'), 'final': rec.get('final')}))
+    print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'runs': rec.get('runs'), 'final': rec.get('final'),
+                      'stopped_by': rec.get('stopped_by')}))
     return rec
 
 # `python -m mrc_book.experiments.entnet_babi ...` (not when this cell runs inside a notebook)

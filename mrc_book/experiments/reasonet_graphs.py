@@ -300,7 +300,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     r = reasonet_graphs(a.profile, a.device, a.resume, a.time_budget, a.seed, a.results_dir, a.size, a.variant,
                         a.n_train, a.epochs, a.bf16, a.lr_halve_every, a.threads, a.finish_by)
-    print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final']}, indent=1))
+    print(json.dumps({'run': r['run'], 'status': r['status'], 'final': r['final'], 'stopped_by': r.get('stopped_by')}, indent=1))
     return 0 if r['status'] == 'completed' else 3
 
 if __name__ == '__main__' and '__file__' in globals():   # not when a notebook runs
