@@ -39,13 +39,13 @@ Measured 2026-12-05 on a 2-core "AMD EPYC" of family 25 model 17, load average 0
 on the same idle machine differ by a third, more than any code change since 2026-12-01: read a single figure
 from this benchmark with its load average, and compare commits by alternating them.
 
-Measured 2026-12-06 on a 2-core "AMD EPYC" of family 26 model 2, right after two training runs had ended (load
-average 1.0-1.3), default `--threads 2`, three runs of 10 s at commit 8d1e5d2: 2,214-2,473 examples/s, the target met
-in all three.
-
 Measured later on 2026-12-05, in the next session, on a 2-core "AMD EPYC" of family 26 model 2 (AVX-512 with BF16),
 commit dd600ff, nothing else running (load average 0.5 before the first run), default `--threads 2`, `--seconds 10`,
 two runs: 2,891-2,957 examples/s (10.8-11.0 ms a step, 195-197% CPU), the target met in both.
+
+Measured 2026-12-06 on the same CPU model (family 26 model 2), right after two training runs had ended (load average
+1.0-1.3), default `--threads 2`, three runs of 10 s at commit 8d1e5d2: 2,214-2,473 examples/s, the target met in all
+three; below the idle figures above, as the load average says.
 """
 from __future__ import annotations
 import argparse, os, random, sys, time
