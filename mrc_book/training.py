@@ -16,11 +16,11 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
-__all__ = ['CHECKPOINT_PART_BYTES', 'RECORD_KEYS', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state', 'set_rng_state',
-           'epoch_generator', 'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA', 'git_commit',
-           'cpu_name', 'device_name', 'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'record_problems',
-           'load_records', 'quick_results_dir', 'run_scale', 'bf16_supported', 'ResumeMismatch', 'Trainer',
-           'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption',
+__all__ = ['CHECKPOINT_PART_BYTES', 'PROFILES', 'RECORD_KEYS', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state',
+           'set_rng_state', 'epoch_generator', 'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA',
+           'git_commit', 'cpu_name', 'device_name', 'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'run_setting',
+           'record_problems', 'load_records', 'quick_results_dir', 'run_scale', 'bf16_supported', 'ResumeMismatch',
+           'Trainer', 'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption',
            'run_experiment', 'run_main']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
@@ -241,14 +241,21 @@ def load_record(path: str | Path) -> dict:
         if isinstance(f, dict) and k in f: record.setdefault(k, f.pop(k))
     return record
 
+PROFILES = ('quick', 'full')   # a record's `profile`; an experiment's finer profiles are its `setting`
+
+def run_setting(record: dict) -> str:
+    "The profile a record's run was started with: its `setting` (e.g. 'reduced') where it has one, else its `profile`."
+    return record.get('setting') or record['profile']
+
 RECORD_KEYS = ('experiment', 'model', 'dataset', 'task', 'profile', 'seed', 'config', 'git_commit', 'torch', 'device',
                'wall_seconds', 'history', 'final')
 
 def record_problems(record: dict) -> list[str]:
     """What keeps `record` from being a run record the book can cite, in words (empty when nothing does): a missing key,
-    a `history` that is not a list of per-epoch dicts, a completed run without `final`, a `final` value that is not a
-    finite number."""
+    a `profile` other than 'quick' or 'full', a `history` that is not a list of per-epoch dicts, a completed run
+    without `final`, a `final` value that is not a finite number."""
     out = [f'no {k!r}' for k in RECORD_KEYS if k not in record]
+    if 'profile' in record and record['profile'] not in PROFILES: out.append(f"profile {record['profile']!r} is not 'quick' or 'full'")
     h = record.get('history')
     if not (isinstance(h, list) and all(isinstance(e, dict) for e in h)): out.append("'history' is not a list of per-epoch dicts")
     f = record.get('final')
@@ -329,7 +336,9 @@ class Trainer:
                  experiment: str, profile: str = 'quick', run_name: str | None = None, meta: dict | None = None,
                  results_dir: str | Path = 'results', checkpoint_dir: str | Path | None = None,
                  step_schedule: Callable[[int], float] | None = None, checkpoint_part_bytes: int = CHECKPOINT_PART_BYTES):
-        self.config, self.experiment, self.profile = config, experiment, profile
+        self.config, self.experiment = config, experiment
+        # the record's profile is 'quick' or 'full'; an experiment's finer profile ('reduced', ...) is kept as `setting`
+        self.profile, self.setting = ('quick', None) if profile == 'quick' else ('full', None if profile == 'full' else profile)
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
         self.train_batches, self.loss_fn, self.evaluate_fn, self.step_schedule = train_batches, loss_fn, evaluate, step_schedule
@@ -582,7 +591,7 @@ class Trainer:
     def _write_record(self, status: str, final: dict | None) -> dict:
         record = {'experiment': self.experiment, 'run': self.run_name, 'model': self.meta.get('model'),
                   'dataset': self.meta.get('dataset'), 'task': self.meta.get('task'), 'profile': self.profile,
-                  'seed': self.config.seed, 'config': asdict(self.config), 'git_commit': self._commit,
+                  'setting': self.setting, 'seed': self.config.seed, 'config': asdict(self.config), 'git_commit': self._commit,
                   'torch': torch.__version__, 'device': device_name(self.device), 'hardware': hardware_info(self.device),
                   'parameters': sum(p.numel() for p in self.model.parameters()),
                   'wall_seconds': round(self.elapsed_before + self._session_seconds(), 3), 'status': status,

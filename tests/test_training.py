@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mrc_book.training import (EMA, TrainConfig, Trainer, bf16_supported, load_record, load_records, load_split,
-                               record_problems, register_experiment, run_experiment, EXPERIMENTS, save_split, set_seed,
+                               record_problems, register_experiment, run_experiment, run_setting, EXPERIMENTS, save_split, set_seed,
                                write_record)
 
 
@@ -209,7 +209,7 @@ def test_record_fields(tmp_path):
                 'hardware', 'wall_seconds', 'status', 'history', 'final', 'created'):
         assert key in saved, key
     assert (saved['experiment'], saved['model'], saved['dataset'], saved['task']) == ('toy', 'Sequential', 'toy-data', 7)
-    assert saved['profile'] == 'quick' and saved['seed'] == 0 and saved['status'] == 'completed'
+    assert saved['profile'] == 'quick' and saved['setting'] is None and saved['seed'] == 0 and saved['status'] == 'completed'
     assert saved['config']['lr'] == 0.05 and saved['config']['epochs'] == 2
     assert saved['git_commit'] == 'unknown' or len(saved['git_commit'].removesuffix('-dirty')) == 40
     assert saved['torch'] == torch.__version__ and saved['device'] and saved['hardware']['cpu_count'] >= 1
@@ -373,6 +373,15 @@ def test_run_main_turns_data_and_resume_errors_into_one_line_and_lets_others_thr
     def bug(): raise KeyError('a bug is a traceback, not a tidy line')
     with pytest.raises(KeyError): run_main(bug, 'prog')
     assert run_main(lambda: 7, 'prog') == 7
+
+
+def test_finer_profile_is_recorded_as_setting(tmp_path):
+    "An experiment's own profile ('reduced') names the run and is kept as `setting`; the record's profile is 'full'."
+    model, batches, loss_fn, ev = toy()
+    config = TrainConfig(epochs=1, lr=0.05, seed=0, verbose=False, progress=False, threads=1)
+    rec = Trainer(model, config, batches, loss_fn, ev, 'toy', profile='reduced', results_dir=tmp_path/'results').fit()
+    assert (rec['run'], rec['profile'], rec['setting'], run_setting(rec)) == ('toy-reduced-seed0', 'full', 'reduced', 'reduced')
+    assert record_problems(rec) == []
 
 
 def test_committed_records_are_citable():

@@ -439,7 +439,7 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
     model_dir = checkpoint_dir.parent/f'{checkpoint_dir.name}-best-so-far'
     if save_model: save_rnet(model, model_dir)
     record = {'experiment': 'rnet-squad-rescore', 'run': name, 'status': 'completed', 'model': 'RNet', 'dataset': 'squad-v1.1',
-              'task': 'span extraction', 'profile': source['profile'], 'seed': source['seed'],
+              'task': 'span extraction', 'profile': source['profile'], 'setting': source.get('setting'), 'seed': source['seed'],
               'config': {'run': run, 'device': str(device), 'batch_size': batch_size, 'threads': torch.get_num_threads(),
                          'model_config': source['meta']['model_config'], 'prepare': source['meta']['prepare']},
               'git_commit': commit, 'torch': torch.__version__, 'device': device_name(device),
