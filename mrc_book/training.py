@@ -338,7 +338,8 @@ class Trainer:
                  step_schedule: Callable[[int], float] | None = None, checkpoint_part_bytes: int = CHECKPOINT_PART_BYTES):
         self.config, self.experiment = config, experiment
         # the record's profile is 'quick' or 'full'; an experiment's finer profile ('reduced', ...) is kept as `setting`
-        self.profile, self.setting = ('quick', None) if profile == 'quick' else ('full', None if profile == 'full' else profile)
+        self.profile = 'quick' if profile == 'quick' else 'full'
+        self.setting = None if profile in PROFILES else profile
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
         self.train_batches, self.loss_fn, self.evaluate_fn, self.step_schedule = train_batches, loss_fn, evaluate, step_schedule
