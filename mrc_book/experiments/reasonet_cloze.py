@@ -59,6 +59,12 @@ class ClozeTensors:
     query_mask: torch.Tensor     # [n, Q]
     answer: torch.Tensor         # [n] entity id of the answer
     def __len__(self): return len(self.answer)
+    def batch(self, idx: torch.Tensor) -> 'ClozeTensors':
+        "The rows `idx`, cut to the longest story and query among them (the split is padded to its longest)."
+        N, Q = max(int(self.doc_mask[idx].sum(1).max()), 1), max(int(self.query_mask[idx].sum(1).max()), 1)
+        return ClozeTensors(self.doc_words[idx, :N], self.doc_entities[idx, :N], self.doc_mask[idx, :N],
+                            self.query_words[idx, :Q], self.query_entities[idx, :Q], self.query_mask[idx, :Q],
+                            self.answer[idx])
 
 def encode_cloze(examples: list[ClozeExample], vocab: Vocab) -> ClozeTensors:
     "Pad the stories and queries of `examples` into tensors (word ids, entity ids, masks) and the answers."
@@ -79,12 +85,11 @@ def predict_cloze(model: ReasoNet, data: ClozeTensors, idx: torch.Tensor, entity
                   generator: torch.Generator | None = None, device='cpu') -> torch.Tensor:
     "Answer distribution over the original entity ids [len(idx), C], averaged over `reshuffles` random relabellings."
     C = model.config.num_candidates
-    total = 0
+    total, b = 0, data.batch(idx)
     for _ in range(reshuffles):
-        de, qe, _, perm = reshuffle_entities(data.doc_entities[idx], data.query_entities[idx], data.answer[idx], C, generator)
-        doc, query = token_ids(data.doc_words[idx], de, entity_offset), token_ids(data.query_words[idx], qe, entity_offset)
-        out = model(doc.to(device), data.doc_mask[idx].to(device), query.to(device), data.query_mask[idx].to(device),
-                    de.to(device))
+        de, qe, _, perm = reshuffle_entities(b.doc_entities, b.query_entities, b.answer, C, generator)
+        doc, query = token_ids(b.doc_words, de, entity_offset), token_ids(b.query_words, qe, entity_offset)
+        out = model(doc.to(device), b.doc_mask.to(device), query.to(device), b.query_mask.to(device), de.to(device))
         probs, _ = model.predict(out, 'expected')
         total = total + probs.cpu().gather(1, perm)          # back to the original ids
     return total / reshuffles
@@ -157,12 +162,10 @@ def train_reasonet_cloze(cfg: ClozeRunConfig, profile: str, device: str = 'cpu',
 
     def loss_fn(model, batch):
         idx, s = batch
-        gen = torch.Generator().manual_seed(s)
-        de, qe, target, _ = reshuffle_entities(train.doc_entities[idx], train.query_entities[idx], train.answer[idx],
-                                               num_candidates, gen)
-        doc, query = token_ids(train.doc_words[idx], de, offset), token_ids(train.query_words[idx], qe, offset)
-        out = model(doc.to(device), train.doc_mask[idx].to(device), query.to(device), train.query_mask[idx].to(device),
-                    de.to(device))
+        gen, b = torch.Generator().manual_seed(s), train.batch(idx)
+        de, qe, target, _ = reshuffle_entities(b.doc_entities, b.query_entities, b.answer, num_candidates, gen)
+        doc, query = token_ids(b.doc_words, de, offset), token_ids(b.query_words, qe, offset)
+        out = model(doc.to(device), b.doc_mask.to(device), query.to(device), b.query_mask.to(device), de.to(device))
         return model.loss(out, target.to(device))
 
     def evaluate(model, split):
