@@ -212,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                     for k, v in stats.items(): print(f'{k:<28} {v}')
                 return 0
         if args.command == 'evaluate':
-            for p in (args.dataset, args.predictions):
-                if not Path(p).is_file(): raise DataError(f'{p}: no such file')
+            for p, what in ((args.dataset, 'the SQuAD v1.1 dataset JSON (dev-v1.1.json; `mrc data check` shows where it is)'),
+                            (args.predictions, 'a predictions JSON, {question id: answer text}')):
+                if not Path(p).is_file(): raise DataError(f'{p}: no such file. Pass the path of {what}.')
             from mrc_book.metrics import evaluate_squad_files
             print(json.dumps(evaluate_squad_files(args.dataset, args.predictions, strict=not args.ignore_extra_ids)))
             return 0

@@ -133,3 +133,11 @@ def test_answer_bad_context_path_and_broken_model(capsys, tmp_path):
     (model / 'config.json').write_text(json.dumps({'format': MODEL_FORMAT}))
     code, out, err = run(capsys, 'answer', '--model', str(model), '--context', 'Denver won.', '--question', 'Who?')
     assert code == 2 and 'weights are incomplete' in err and err.count('\n') == 1
+
+
+def test_evaluate_missing_files_name_the_file_and_the_fix(capsys, tmp_path):
+    missing = tmp_path / 'dev.json'
+    code, out, err = run(capsys, 'evaluate', 'squad', str(missing), str(FIXTURE))
+    assert code == 2 and out == '' and f'{missing}: no such file' in err and 'dev-v1.1.json' in err and err.count('\n') == 1
+    code, out, err = run(capsys, 'evaluate', 'squad', str(FIXTURE), str(missing))
+    assert code == 2 and f'{missing}: no such file' in err and '{question id: answer text}' in err
