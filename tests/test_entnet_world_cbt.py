@@ -4,7 +4,8 @@ from dataclasses import replace
 from mrc_book.data.sources import DataError
 from mrc_book.data.worldmodel import generate_world_stories
 from mrc_book.experiments import entnet_cbt as cbt
-from mrc_book.experiments.entnet_world import WorldRun, world_tensors, make_world_model, train_world_run, WORLD_WORDS, world_train_config
+from mrc_book.experiments.entnet_world import (WorldRun, world_tensors, make_world_model, train_world_run, WORLD_WORDS,
+                                              world_train_config, split_stories)
 from mrc_book.models.memn2n import MemN2N
 from mrc_book.models.lstm_reader import flatten_story_query
 from mrc_book.training import TrainConfig
@@ -66,6 +67,10 @@ def test_world_run_record(tmp_path):
     f = rec['final']   # the headline error is the mean over the test lengths, each on its own stories
     assert f['test_error'] == pytest.approx((f['test_error_T6'] + f['test_error_T8']) / 2)
     assert rec['meta']['sizes'] == {'train': 32, 'valid': 8, 'test_T6': 8, 'test_T8': 8}
+    # the test stories of each length, as train_world_run draws them (its seed is 0): 4 stories, 2 questions each
+    for T in (6, 8):
+        stories = split_stories('test', 4, T, 0)
+        assert len(stories) == 8 and all(len(e.story) == T for e in stories)
 
 
 def test_world_run_lr_schedule_names_and_factors():

@@ -1,5 +1,6 @@
 """ReasoNet experiment chapters: configurations, data tensors, entity reshuffling, evaluation, the cloze data error."""
 import inspect, json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -151,9 +152,15 @@ def test_cloze_full_profile_fails_with_fetch_instructions(tmp_path, monkeypatch)
 def test_cloze_quick_pipeline_runs_on_fixtures(tmp_path):
     rec = rc.reasonet_cloze('quick', results_dir=tmp_path/'results')
     assert rec['status'] == 'completed' and rec['meta']['sizes'] == {'train': 2, 'valid': 2, 'test': 2}
-    assert 0 <= rec['final']['test_accuracy'] <= 100
     saved = json.loads((tmp_path/'results'/f"{rec['run']}.json").read_text())
     assert 'means nothing' in saved['meta']['scale']
+
+
+def test_cloze_pipeline_learns_its_two_fixture_questions(tmp_path):
+    "Given 10 epochs instead of the quick profile's 3, training, reshuffling and evaluation answer both questions."
+    cfg = rc.ClozeRunConfig.make('cnn', 'quick')
+    rec = rc.train_reasonet_cloze(replace(cfg, train=replace(cfg.train, epochs=10)), 'quick', results_dir=tmp_path)
+    assert rec['final']['test_accuracy'] == 100.0 and rec['history'][-1]['valid_accuracy'] == 100.0
 
 
 def test_refresh_graph_analysis_recomputes_from_the_best_weights(tmp_path):
@@ -180,12 +187,28 @@ def test_refresh_graph_analysis_recomputes_from_the_best_weights(tmp_path):
 
 
 class TwoSteps(ReasoNet):
-    "Gate sigma = 0.3 at step 1; P(Yes) = 0.05 at step 1 and 0.6 at step 2 (the forced stop), for every graph."
+    "Gate sigma = 0.3 at step 1 (`gate_p`); P(Yes) = 0.05 at step 1 and 0.6 at step 2 (the forced stop), for every graph."
+    gate_p = 0.3
     def forward(self, doc, doc_mask, query, query_mask, doc_entities=None):
         B = doc.shape[0]
-        gate = torch.tensor([torch.logit(torch.tensor(0.3)).item(), 0.]).expand(B, 2)
+        gate = torch.tensor([torch.logit(torch.tensor(self.gate_p)).item(), 0.]).expand(B, 2)
         yes = torch.tensor([0.05, 0.6]).expand(B, 2)
         return ReasoNetOutput(gate, torch.stack([torch.log1p(-yes), torch.log(yes)], -1), None, None, None, None)
+
+
+def test_stop_step_table_on_a_model_whose_stops_are_known():
+    d = rg.graph_tensors('small', 120, 9)
+    per_length = torch.bincount(d.hops + 1)                         # graphs per path length, No Reach first
+    assert per_length[0] > 0 and (per_length[1:] > 0).sum() >= 3
+    for gate_p, row in ((0.3, 1), (0.7, 0)):                        # the gate stops at the forced step 2, or at step 1
+        m = TwoSteps(GraphReasoNetConfig.quick(vocab_size=13, t_max=2)); m.gate_p = gate_p
+        t = rg.stop_step_table(m, d)
+        counts = torch.tensor(t['counts'])
+        assert torch.equal(counts[row], per_length) and counts[1 - row].sum() == 0, counts
+        # expected P(Yes) is .3*.05 + .7*.6 = .435 or .7*.05 + .3*.6 = .215: every answer is No, so every reachable
+        # graph is wrong and no unreachable one
+        assert t['wrong'] == [0] + per_length[1:].tolist()
+    assert t['steps'] == [1, 2] and t['hops'] == list(range(-1, len(per_length) - 1))
 
 
 def test_the_three_inference_modes_on_a_model_whose_steps_disagree():

@@ -2,7 +2,9 @@
 import json
 import re
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -248,6 +250,11 @@ def test_bf16_supported():
     assert bf16_supported('cuda') == (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     assert not bf16_supported('meta')
     assert isinstance(bf16_supported('cpu'), bool)
+    cpuinfo = Path('/proc/cpuinfo')
+    if cpuinfo.is_file():   # Linux: oneDNN's bf16 kernels need AVX-512 (avx512f); with native bf16 instructions they exist
+        flags = set(cpuinfo.read_text().split())
+        if 'avx512f' not in flags: assert not bf16_supported('cpu')
+        if 'avx512_bf16' in flags or 'amx_bf16' in flags: assert bf16_supported('cpu')
 
 
 def test_registry_and_run_experiment(tmp_path):
@@ -263,8 +270,13 @@ def test_registry_and_run_experiment(tmp_path):
 
 
 def test_set_seed_reproduces():
-    set_seed(11); a = torch.rand(3)
-    set_seed(11); assert torch.equal(a, torch.rand(3))
+    "torch, Python's random and NumPy all restart from the seed."
+    import random
+    draw = lambda: (torch.rand(3), random.random(), np.random.rand(3))
+    set_seed(11); a = draw()
+    set_seed(11); b = draw()
+    assert torch.equal(a[0], b[0]) and a[1] == b[1] and (a[2] == b[2]).all()
+    set_seed(12); assert not torch.equal(a[0], draw()[0])
 
 
 def test_git_commit_ignores_run_records(tmp_path):
