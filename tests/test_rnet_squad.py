@@ -179,3 +179,25 @@ def test_a_dev_question_without_tokens_is_refused_not_dropped(tmp_path):
     with pytest.raises(DataError, match="tiny-q3.*no tokens"):
         prepare_squad(PrepareSpec('bad', train_max_passage=11, char_min_freq=1), tmp_path / 'prep',
                       train_examples=squad_examples(read_squad_json(FIXTURE)), dev_examples=dev, verbose=False)
+
+
+def test_a_bundle_with_other_vocabularies_is_refused(tiny, tmp_path):
+    "A run's weights index its bundle's vocabularies: re-scoring or resuming it on a bundle with others is an error."
+    from mrc_book.experiments.rnet_squad import check_vocab_fingerprint, rescore_checkpoint, vocab_fingerprint
+    exs, b = tiny
+    fp, chars = vocab_fingerprint(b), b['char_itos']
+    swapped = {**b, 'char_itos': chars[:2] + chars[3:4] + chars[2:3] + chars[4:]}   # same size, two characters swapped
+    assert len(chars) > 4 and vocab_fingerprint(swapped) != fp
+    check_vocab_fingerprint(b, {'meta': {'vocab_fingerprint': fp}}, 'run.json')      # the same bundle passes
+    check_vocab_fingerprint(swapped, {'meta': {}}, 'run.json')                       # records without one are not checked
+    with pytest.raises(DataError, match="run.json: this run was trained on a bundle whose word or character vocabulary differs"):
+        check_vocab_fingerprint(swapped, {'meta': {'vocab_fingerprint': fp}}, 'run.json')
+    # through rescore_checkpoint: a record whose fingerprint is not the bundle's
+    spec = PrepareSpec('tiny', train_max_passage=11, char_min_freq=1)
+    prepare_squad(spec, tmp_path / 'prepared', train_examples=exs, dev_examples=exs, verbose=False)
+    results, ck = tmp_path / 'results', tmp_path / 'checkpoints' / 'run'
+    results.mkdir(); ck.mkdir(parents=True); (ck / 'checkpoint.json').write_text('{}')
+    (results / 'run.json').write_text(json.dumps({'experiment': 'rnet-squad', 'run': 'run',
+                                                  'meta': {'prepare': b['spec'], 'vocab_fingerprint': vocab_fingerprint(swapped)}}))
+    with pytest.raises(DataError, match='vocabulary differs'):
+        rescore_checkpoint('run', results_dir=results, checkpoint_dir=ck, prepared_dir=tmp_path / 'prepared')

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/60_rnet_squad.ipynb #9489512f
 from __future__ import annotations
-import json, time
+import hashlib, json, time
 from collections import Counter
 from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
@@ -24,9 +24,9 @@ from ..training import (TrainConfig, Trainer, register_experiment, save_split, l
 
 # %% auto #0
 __all__ = ['MODEL_FORMAT', 'PROFILES', 'REPORT_DEV', 'KERAS_DEV', 'PrepareSpec', 'prepare_squad', 'load_prepared',
-           'bundle_vocabs', 'split_lengths', 'bundle_batch', 'predict_split', 'split_articles', 'score_split',
-           'save_rnet', 'load_rnet', 'RNetSquadConfig', 'ensure_prepared', 'train_rnet_squad', 'rnet_squad',
-           'best_dev_so_far', 'rescore_checkpoint']
+           'bundle_vocabs', 'vocab_fingerprint', 'check_vocab_fingerprint', 'split_lengths', 'bundle_batch',
+           'predict_split', 'split_articles', 'score_split', 'save_rnet', 'load_rnet', 'RNetSquadConfig',
+           'ensure_prepared', 'train_rnet_squad', 'rnet_squad', 'best_dev_so_far', 'rescore_checkpoint']
 
 # %% ../../nbs/60_rnet_squad.ipynb #07812bdb
 @dataclass
@@ -166,6 +166,18 @@ def load_prepared(path: str | Path) -> dict:
 
 def bundle_vocabs(b: dict) -> tuple[Vocab, CharVocab]:
     return Vocab(b['word_itos'], lower=True), CharVocab(b['char_itos'], max_word_len=b['spec']['max_word_len'])
+
+def vocab_fingerprint(b: dict) -> str:
+    "A hash of the bundle's word and character vocabularies, in order: a checkpoint's embedding rows are their ids."
+    return hashlib.sha256(json.dumps([b['word_itos'], b['char_itos']], ensure_ascii=False).encode()).hexdigest()[:16]
+
+def check_vocab_fingerprint(b: dict, record: dict, path) -> None:
+    "DataError if the run of `record` (at `path`) was trained on a bundle with other vocabularies than `b`."
+    want = record.get('meta', {}).get('vocab_fingerprint')
+    if want is not None and want != vocab_fingerprint(b):
+        raise DataError(f"{path}: this run was trained on a bundle whose word or character vocabulary differs from "
+                        f"prepared/{b['spec']['name']}'s (rebuilt from other data or code?): its weights would be read under "
+                        f"other ids. Use the bundle it was trained on, or start the run afresh.")
 
 # %% ../../nbs/60_rnet_squad.ipynb #6be4ecb0
 def _row(flat, off, i): return flat[off[i]:off[i + 1]].long()
@@ -366,7 +378,9 @@ def train_rnet_squad(cfg: RNetSquadConfig, profile: str, device: str = 'cpu', re
         save_rnet(model, checkpoint_dir/'model')
         return {**em_f1(m), 'questions': len(preds), 'eval_seconds': time.perf_counter() - t0}
 
-    meta = {'model': 'RNet', 'dataset': 'squad-v1.1', 'task': 'span extraction',
+    if resume and (results_dir/f'{run_name}.json').is_file():   # its checkpoint's embeddings index this bundle's vocabularies
+        check_vocab_fingerprint(b, load_record(results_dir/f'{run_name}.json'), results_dir/f'{run_name}.json')
+    meta = {'model': 'RNet', 'dataset': 'squad-v1.1', 'task': 'span extraction', 'vocab_fingerprint': vocab_fingerprint(b),
             'model_config': asdict(cfg.model), 'prepare': asdict(cfg.prepare), 'data_report': b['report'],
             'train_questions_used': len(train_idx), 'train_max_len': cfg.train_max_len,
             'valid_questions': len(valid['dev']['ids']), 'test_questions': n_dev,
@@ -426,6 +440,7 @@ def rescore_checkpoint(run: str, device: str = 'cpu', results_dir: str | Path = 
                         f're-score on the machine that trained the run, or copy its checkpoint folder here.')
     t0, commit = time.monotonic(), git_commit()   # the code that answers, read before the long part
     b = ensure_prepared(PrepareSpec(**source['meta']['prepare']), prepared_dir)
+    check_vocab_fingerprint(b, source, results_dir/f'{run}.json')
     ck = load_split(checkpoint_dir, 'checkpoint')
     if ck['best_state'] is None: raise DataError(f'{checkpoint_dir}: {run} has not finished an epoch yet; nothing to re-score')
     word_vocab, char_vocab = bundle_vocabs(b)
