@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                         '(experiments that take it: rnet-squad, reasonet-graphs-*)')
     t.add_argument('--epochs', type=int, default=None, metavar='N',
                    help='train N epochs in all instead of the profile\'s; with --resume, continue a run past its planned '
-                        'epochs (experiments that take it: rnet-squad, entnet-babi, reasonet-graphs; not the reasonet-graphs-SIZE-VARIANT names)')
+                        'epochs (experiments that take it: rnet-squad, entnet-babi, reasonet-graphs; not the reasonet-graphs-SIZE-VARIANT names; '
+                        'reasonet-graphs --profile full names a run by its epochs, so there it refuses other --epochs with --resume)')
     t.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
     t.add_argument('--seed', type=int, default=None)
     t.add_argument('--results-dir', default='results')

@@ -224,3 +224,16 @@ def test_the_three_inference_modes_on_a_model_whose_steps_disagree():
     # probabilities swapped would give about 32
     assert abs(m['accuracy_sample'] - (0.7 * pos + 0.3 * (100 - pos))) < 12, m
     assert m['mean_stop_step'] == 2 and m['roc_auc'] == 0.5
+
+
+def test_full_profile_resume_under_other_epochs_is_refused_not_restarted(tmp_path):
+    "The full profile's run name carries its epochs: --resume with other --epochs would silently start another run."
+    ck = tmp_path / 'checkpoints' / 'reasonet-graphs-small-reasonet-full-e2-seed0'
+    ck.mkdir(parents=True); (ck / 'checkpoint.json').write_text('{}')
+    cfg = rg.GraphRunConfig.make('small', 'reasonet', 'full', epochs=3)
+    assert cfg.run_name('full', 0) == 'reasonet-graphs-small-reasonet-full-e3-seed0'
+    with pytest.raises(DataError, match='full-e3-seed0: no checkpoint of .*, but reasonet-graphs-small-reasonet-full-e2-seed0 has one'):
+        rg.train_reasonet_graphs(cfg, 'full', resume=True, results_dir=tmp_path / 'results')
+    # another run (other schedule) is not mistaken for it
+    other = rg.GraphRunConfig.make('small', 'reasonet', 'full', epochs=3, lr_halve_every=2)
+    rg._refuse_renamed_resume(other.run_name('full', 0), tmp_path / 'checkpoints', 20)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #b7f10109
 from __future__ import annotations
-import argparse, json, time
+import argparse, json, re, time
 from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
@@ -17,7 +17,8 @@ from ..data.graphs import GraphVocab, sample_graph_arrays, encode_graph_arrays
 from ..models.reasonet import ReasoNet, GraphReasoNetConfig
 from ..metrics import roc_auc, pr_auc
 from ..training import (TrainConfig, Trainer, register_experiment, load_record, load_completed_run, git_commit,
-                               bf16_supported, write_record)
+                               bf16_supported, write_record, has_checkpoint)
+from ..data.sources import DataError
 
 # %% auto #0
 __all__ = ['VARIANTS', 'PAPER_EPOCHS', 'PAPER_TABLE4', 'VARIANT_NAMES', 'GraphRunConfig', 'GraphTensors', 'graph_tensors',
@@ -199,10 +200,23 @@ def graph_analysis(model: ReasoNet, data: GraphTensors, size: str) -> dict:
     return {'stop_steps': stop_step_table(model, data), 'traces': step_traces(model, data, pick_examples(data), size)}
 
 # %% ../../nbs/50_reasonet_graphs.ipynb #87d1ce28
+def _refuse_renamed_resume(run: str, checkpoints: Path, paper_epochs: int) -> None:
+    "A full-profile name carries its epochs (unless the paper's): `--resume` with other `--epochs` names another run."
+    if has_checkpoint(checkpoints/run): return
+    same = lambda name: re.sub(r'-e\d+(?=-)', '', name) == re.sub(r'-e\d+(?=-)', '', run)
+    other = [d.name for d in sorted(checkpoints.glob('reasonet-graphs-*')) if same(d.name) and has_checkpoint(d)]
+    if other:
+        raise DataError(f"{checkpoints/run}: no checkpoint of {run}, but {other[0]} has one. The full profile names a run "
+                        f"by its epochs when they are not the paper's {paper_epochs}, so this --epochs names another run, "
+                        f"and --resume would start it afresh. Resume {other[0]} with its own --epochs (a full-profile run "
+                        f"cannot go on past its planned epochs under its name), or drop --resume to start this one.")
+
 def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu', resume: bool = False,
                           time_budget: float | None = None, seed: int = 0, results_dir: str | Path = 'results',
                           finish_by: float | None = None) -> dict:
     "Train one (size, variant) on generated graphs; returns the run record (with `analysis` once completed)."
+    run = cfg.run_name(profile, seed)
+    if resume and profile == 'full': _refuse_renamed_resume(run, Path(results_dir).parent/'checkpoints', PAPER_EPOCHS[cfg.size])
     seeds = split_seeds(seed)
     data = {s: graph_tensors(cfg.size, n, seeds[s]) for s, n in
             (('train', cfg.n_train), ('valid', cfg.n_valid), ('test', cfg.n_test))}
@@ -222,7 +236,6 @@ def train_reasonet_graphs(cfg: GraphRunConfig, profile: str, device: str = 'cpu'
     def evaluate(model, split):
         return evaluate_graphs(model, data[split], device, seed=seed)
 
-    run = cfg.run_name(profile, seed)
     meta = {'model': f'ReasoNet ({VARIANT_NAMES[cfg.variant]})', 'dataset': f'graph-reachability-{cfg.size}',
             'task': cfg.size, 'variant': cfg.variant, 'scale': cfg.scale(profile), 'split_seeds': seeds,
             'sizes': {k: len(v) for k, v in data.items()}, 'model_config': cfg.model.to_dict(),
