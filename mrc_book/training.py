@@ -253,13 +253,13 @@ RECORD_KEYS = ('experiment', 'model', 'dataset', 'task', 'profile', 'seed', 'con
 def record_problems(record: dict) -> list[str]:
     """What keeps `record` from being a run record the book can cite, in words (empty when nothing does): a missing key,
     a `profile` other than 'quick' or 'full', a `history` that is not a list of per-epoch dicts, a completed run
-    without `final`, a `final` value that is not a finite number."""
+    without `final` (an interrupted or diverged one has none), a `final` value that is not a finite number."""
     out = [f'no {k!r}' for k in RECORD_KEYS if k not in record]
     if 'profile' in record and record['profile'] not in PROFILES: out.append(f"profile {record['profile']!r} is not 'quick' or 'full'")
     h = record.get('history')
     if not (isinstance(h, list) and all(isinstance(e, dict) for e in h)): out.append("'history' is not a list of per-epoch dicts")
     f = record.get('final')
-    if record.get('status') != 'interrupted' and not isinstance(f, dict): out.append(f"{record.get('status')!r} run without 'final'")
+    if record.get('status') not in ('interrupted', 'diverged') and not isinstance(f, dict): out.append(f"{record.get('status')!r} run without 'final'")
     for k, v in (f if isinstance(f, dict) else {}).items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v): out.append(f'final[{k!r}] = {v!r} is not a number')
     return out
@@ -581,7 +581,11 @@ class Trainer:
 
     def _finish(self) -> dict:
         c = self.config
-        if self.best_state is None: self.best_state = self._eval_state()   # zero epochs asked for
+        if self.best_state is None:
+            if self.history:   # epochs ran, yet none counted as better: every validation score was NaN
+                self.notes.append(f'every validation {c.metric} was NaN: the run diverged, no epoch was kept, nothing was tested')
+                return self._write_record('diverged', None)
+            self.best_state = self._eval_state()   # zero epochs asked for
         self.model.load_state_dict(self.best_state)
         test = self._evaluate('test')
         final = {**{f'test_{k}': v for k, v in test.items()}, f'best_valid_{c.metric}': self.best_value,

@@ -413,3 +413,12 @@ def test_old_records_read_with_stop_fields_beside_final(tmp_path):
     assert r['final'] == {'test_error': 1.0} and r['stopped_early'] is True and r['stopped_by'] is None
     new = {'run': 'y', 'status': 'completed', 'final': {'test_error': 1.0}, 'stopped_early': False, 'stopped_by': None}
     assert load_record(write_record(tmp_path/'y.json', new)) == new
+
+
+def test_a_run_whose_every_validation_is_nan_ends_diverged(tmp_path):
+    "No epoch can be kept, so nothing is tested: the record says 'diverged', with a note, and is still a valid record."
+    model, t = make(tmp_path, epochs=2, evaluate=lambda m, split: {'accuracy': float('nan'), 'loss': float('nan')})
+    rec = t.fit()
+    assert rec['status'] == 'diverged' and rec['final'] is None and len(rec['history']) == 2
+    assert any('was NaN' in n for n in rec['notes']) and record_problems(rec) == []
+    assert record_problems({**rec, 'status': 'completed'}) == ["'completed' run without 'final'"]
