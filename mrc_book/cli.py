@@ -80,6 +80,13 @@ def data_check(as_json: bool = False, out=None) -> int:
     return 1 if (n_corrupt or failed) else 0
 
 # %% ../nbs/05_cli.ipynb #dd7fb365
+def _positive_int(s: str) -> int:
+    "An argparse type: an integer of at least 1 (a count of epochs or graphs)."
+    try: n = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f'{s!r} is not a whole number') from None
+    if n < 1: raise argparse.ArgumentTypeError(f'{n} is not a positive number (at least 1)')
+    return n
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mrc', description='mrc-book: data, evaluation and training from the shell.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -92,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument('name')
     g = dsub.add_parser('graph-stats', help='statistics of generated Graph Reachability data (ReasoNet §4.2)')
     g.add_argument('--size', choices=['small', 'large'], required=True)
-    g.add_argument('--n', type=int, default=1000)
+    g.add_argument('--n', type=_positive_int, default=1000)
     g.add_argument('--seed', type=int, default=0)
     g.add_argument('--json', action='store_true')
 
@@ -114,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--finish-by', type=float, default=None, metavar='S',
                    help='start no epoch that would end after S seconds in all, then test and write a completed record '
                         '(experiments that take it: rnet-squad, reasonet-graphs-*)')
-    t.add_argument('--epochs', type=int, default=None, metavar='N',
+    t.add_argument('--epochs', type=_positive_int, default=None, metavar='N',
                    help='train N epochs in all instead of the profile\'s; with --resume, continue a run past its planned '
                         'epochs (experiments that take it: rnet-squad, entnet-babi, reasonet-graphs; not the reasonet-graphs-SIZE-VARIANT names; '
                         'reasonet-graphs --profile full names a run by its epochs, so there it refuses other --epochs with --resume)')
@@ -183,7 +190,9 @@ def _answer(args) -> int:
     if not is_file and not any(c.isspace() for c in args.context.strip()) and (
             '/' in args.context or '\\' in args.context or ctx.suffix.lower() in ('.txt', '.json', '.md')):
         return _error(f'--context {args.context!r}: no such file (pass the passage itself, or a file that exists)')
-    context = ctx.read_text(encoding='utf-8') if is_file else args.context
+    try: context = ctx.read_text(encoding='utf-8') if is_file else args.context
+    except UnicodeDecodeError as e:
+        return _error(f'--context {args.context!r}: not UTF-8 text ({e.reason} at byte {e.start}); save the passage as UTF-8')
     if not context.strip(): return _error(f'--context {args.context!r}: the passage is empty')
     if not args.question.strip(): return _error('--question is empty')
     model = load_rnet(model_dir, device=args.device)

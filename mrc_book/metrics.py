@@ -69,7 +69,16 @@ def _questions(dataset) -> list[tuple[str, list[str]]]:
                         raise DataError(f"question {qa['id']!r}: " + ('no gold answers' if not texts else
                                         'a gold answer text that is not a string') + '; every SQuAD v1.1 question has '
                                         'at least one answer text (a SQuAD 2.0 file? Score it with the v2.0 script).')
+                    if not all(t.strip() for t in texts):
+                        raise DataError(f"question {qa['id']!r}: an empty gold answer text, which would give an empty "
+                                        f"prediction exact-match credit; every SQuAD v1.1 answer is a span of its paragraph.")
                     out.append((qa['id'], texts))
+    seen = set()
+    for qid, _ in out:
+        if qid in seen:
+            raise DataError(f'question id {qid!r} appears twice: one prediction would be scored against two questions. '
+                            f'Question ids are unique in every official SQuAD file.')
+        seen.add(qid)
     return out
 
 def _check_predictions(predictions, ids: set, source: str, strict: bool):
@@ -112,7 +121,12 @@ def evaluate_squad(dataset_articles, predictions: Mapping[str, str], strict: boo
 def _read_json(path: Path, what: str):
     path = Path(path)
     if not path.is_file(): raise DataError(f'{path}: no such {what} file. Check the path.')
-    text = path.read_text(encoding='utf-8')
+    try: text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as e:
+        raise DataError(f'{path}: the {what} file is not UTF-8 text ({e.reason} at byte {e.start}; UTF-16 from a Windows '
+                        f'shell, or compressed?). Write it again as UTF-8' +
+                        (' with json.dump({id: answer_text}, f).' if what == 'predictions' else
+                         ', or fetch the official file (mrc data fetch).')) from None
     if not text.strip():
         raise DataError(f'{path}: the {what} file is empty. Was the run that writes it interrupted? Write it again.')
     try: return json.loads(text)

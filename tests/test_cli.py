@@ -141,3 +141,13 @@ def test_evaluate_missing_files_name_the_file_and_the_fix(capsys, tmp_path):
     assert code == 2 and out == '' and f'{missing}: no such file' in err and 'dev-v1.1.json' in err and err.count('\n') == 1
     code, out, err = run(capsys, 'evaluate', 'squad', str(FIXTURE), str(missing))
     assert code == 2 and f'{missing}: no such file' in err and '{question id: answer text}' in err
+
+
+def test_counts_must_be_positive_and_a_passage_must_be_utf8(capsys, tmp_path):
+    for argv in (['train', 'reasonet-graphs', '--epochs', '0'], ['data', 'graph-stats', '--size', 'small', '--n', '-5']):
+        with pytest.raises(SystemExit) as e: main(argv)
+        assert e.value.code == 2 and 'is not a positive number' in capsys.readouterr().err
+    model = tmp_path / 'model'; model.mkdir(); (model / 'config.json').write_text('{}')
+    passage = tmp_path / 'passage.txt'; passage.write_bytes('The Broncos won in Santa Clara, Califórnia.'.encode('latin-1'))
+    code, out, err = run(capsys, 'answer', '--model', str(model), '--context', str(passage), '--question', 'Who won?')
+    assert code == 2 and out == '' and 'not UTF-8 text' in err and str(passage) in err and err.count('\n') == 1

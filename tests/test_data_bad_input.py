@@ -207,3 +207,38 @@ def test_fetch_uses_an_archive_put_there_by_hand(tmp_path):
     root2 = tmp_path/'root2'; (root2/'downloads').mkdir(parents=True)
     (root2/'downloads'/archive.name).write_bytes(b'not an archive')
     _raises(lambda: fetch('cbt', roots=[root2]), archive.name, 'not a readable archive', ds.url)
+
+
+# ---------------------------------------------------------------- found by trying bad input by hand
+def test_truncated_files_without_a_final_newline(tmp_path):
+    "A copy cut inside its last line parses as shorter but valid data unless the missing final newline is caught."
+    p = tmp_path/'qa1_single-supporting-fact_train.txt'; p.write_text(''.join(GOOD_BABI)[:-5])
+    _raises(lambda: parse_babi(p), f'{p}:', 'ends without a newline', 'truncated', 'mrc data fetch')
+    cbt = (FIXTURES/'cbt_tiny.txt').read_text()
+    c = tmp_path/'cbtest_NE_valid_2000ex.txt'; c.write_text(cbt.rstrip('\n')[:-2])   # into the last candidate
+    _raises(lambda: parse_cbt(c), f'{c}:', 'ends without a newline', 'mrc data fetch cbt')
+
+def test_squad_evaluation_refuses_empty_gold_answers_and_repeated_ids(tmp_path):
+    from mrc_book.metrics import evaluate_squad_files
+    preds = _write(tmp_path, {}, 'pred.json')
+    d = _tiny(); d['data'][0]['paragraphs'][0]['qas'][0]['answers'] = [{'text': ' ', 'answer_start': 0}]
+    _raises(lambda: evaluate_squad_files(_write(tmp_path, d), preds), 'an empty gold answer text')
+    d = _tiny(); qas = [qa for p in d['data'][0]['paragraphs'] for qa in p['qas']]
+    qas[1]['id'] = qas[0]['id']
+    _raises(lambda: evaluate_squad_files(_write(tmp_path, d), preds), f"question id {qas[0]['id']!r} appears twice")
+
+def test_files_that_are_not_utf8_or_roots_that_are_not_folders(tmp_path, monkeypatch):
+    from mrc_book.metrics import evaluate_squad_files
+    from mrc_book.data.sources import check, data_roots
+    pred = tmp_path/'pred.json'; pred.write_text('{"q": "Denver"}', encoding='utf-16')   # what a Windows shell writes
+    _raises(lambda: evaluate_squad_files(SQUAD_TINY, pred), f'{pred}: the predictions file is not UTF-8 text', 'json.dump')
+    not_a_dir = tmp_path/'notadir'; not_a_dir.write_text('hi')
+    monkeypatch.setenv('MRC_DATA', str(not_a_dir))
+    _raises(data_roots, f'$MRC_DATA={not_a_dir} is a file, not a folder')
+    # a file with no known checksum (the missing 10k task-3 training file, added by hand) that is gzip, not text
+    root = tmp_path/'root'; rel = babi_file(3, 'train', 'en-10k')
+    (root/rel).parent.mkdir(parents=True); (root/rel).write_bytes(b'\x1f\x8b\x08\x00\xff\xfe')
+    monkeypatch.setenv('MRC_DATA', str(root))
+    import mrc_book.data.babi   # registers the bAbI datasets
+    r = check('babi-en-10k')
+    assert not r['ok'] and any('mrc data fetch babi-en-10k' in p and str(root/rel) in p for p in r['problems']), r['problems']

@@ -68,6 +68,7 @@ def _babi_stories(path: Path, task: int = 0) -> list[tuple[str, list[BabiExample
                          f"(`{fetch}`) or correct line {n}.")
     lines = read_data_text(path, 'bAbI', f"check the path, or download the file again (`{fetch}`).").split('\n')
     if lines[-1] == '': lines.pop()                   # the newline that ends the last line
+    else: raise bad(len(lines), lines[-1], 'the last line ends without a newline, as no official file does: a truncated copy?')
     for n, line in enumerate(lines, 1):
         num, sep, text = line.partition(' ')
         if not sep or not (num.isascii() and num.isdigit()): raise bad(n, line, 'no line ID')
@@ -174,7 +175,8 @@ def load_babi(task: int, split: str, setting: str = 'en-10k', valid_fraction: fl
 
 # %% ../../nbs/12_data.babi.ipynb #5ae30628
 def _count_questions(path: Path) -> int:
-    with open(path, encoding='utf-8') as f: return sum('\t' in line for line in f)
+    text = read_data_text(path, 'bAbI', f'delete it and download it again (`mrc data fetch {_dataset_of(path)}`).')
+    return sum('\t' in line for line in text.split('\n'))
 
 def _setting_files(setting: str) -> dict[str, str]:
     splits = ('train', 'valid', 'test') if setting == 'en-valid-10k' else ('train', 'test')

@@ -46,6 +46,7 @@ def parse_cbt(path) -> list[CBTExample]:
     out, context = [], []
     lines = read_data_text(path, 'CBT', 'check the path, or download CBTest.tgz again (`mrc data fetch cbt`).').split('\n')
     if lines[-1] == '': lines.pop()                   # the newline that ends the last line
+    else: raise bad(len(lines), lines[-1], 'the last line ends without a newline, as no official file does: a truncated copy?')
     for n, line in enumerate(lines, 1):
         if not line.strip():
             if context: raise bad(n, line, f'blank line after only {len(context)} context sentences')
@@ -85,7 +86,8 @@ def load_cbt(word_type: str, split: str, download: bool = True) -> list[CBTExamp
 def cbt_counts() -> dict[str, int | None]:
     "Questions per file (`None` where the file is not there)."
     def n(p):
-        with open(p, encoding='utf-8') as f: return sum(line.startswith('21 ') for line in f)
+        text = read_data_text(p, 'CBT', 'delete it and download CBTest.tgz again (`mrc data fetch cbt`).')
+        return sum(line.startswith('21 ') for line in text.split('\n'))
     return {f'{t}_{s}': (n(p) if (p := find_file(cbt_file(t, s))) else None) for t in CBT_WORD_TYPES for s in _CBT_SPLITS}
 
 register_dataset(Dataset(

@@ -26,7 +26,11 @@ def repo_root() -> Path:
 def data_roots() -> list[Path]:
     "Folders searched for data files, in order: `$MRC_DATA`, the project's `data/`, then `../shared/data/`."
     roots = []
-    if os.environ.get('MRC_DATA'): roots.append(Path(os.environ['MRC_DATA']).expanduser())
+    if os.environ.get('MRC_DATA'):
+        root = Path(os.environ['MRC_DATA']).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DataError(f'$MRC_DATA={root} is a file, not a folder. Point it at a folder (downloads go there), or unset it.')
+        roots.append(root)
     roots.append(repo_root()/'data')
     roots.append(repo_root().parent/'shared'/'data')
     return roots
@@ -194,6 +198,9 @@ def check(name: str, roots: list[Path] | None = None) -> dict:
     if not problems and ds.counts is not None:
         try: counts = ds.counts()
         except DataError as e: problems.append(str(e))
+        except (UnicodeDecodeError, ValueError) as e:   # a file without a known checksum that is not what it should be
+            problems.append(f'{name}: a file could not be counted ({e.__class__.__name__}: {e}): a compressed, truncated '
+                            f'or corrupt copy? Fix: delete it and run `mrc data fetch {name}`.')
         if counts is not None:
             for k, v in ds.expected.items():
                 if counts.get(k) != v: problems.append(f'{k}: counted {counts.get(k)}, expected {v}')
