@@ -242,3 +242,14 @@ def test_files_that_are_not_utf8_or_roots_that_are_not_folders(tmp_path, monkeyp
     import mrc_book.data.babi   # registers the bAbI datasets
     r = check('babi-en-10k')
     assert not r['ok'] and any('mrc data fetch babi-en-10k' in p and str(root/rel) in p for p in r['problems']), r['problems']
+
+def test_babi_copy_cut_at_a_line_end_is_counted_against_the_official_file(tmp_path, monkeypatch):
+    "A file without a known checksum (en-valid-10k's task-3 training file is not staged) cut at a story boundary."
+    src = find_file(babi_file(3, 'train', 'en'))
+    if src is None: pytest.skip('bAbI en is not staged here')
+    rel = babi_file(3, 'train', 'en-valid-10k')
+    text = src.read_text(encoding='utf-8'); cut = text.index('\n1 ', len(text) // 3) + 1   # whole stories only
+    (tmp_path/rel).parent.mkdir(parents=True); (tmp_path/rel).write_text(text[:cut], encoding='utf-8')
+    monkeypatch.setenv('MRC_DATA', str(tmp_path))
+    _raises(lambda: load_babi(3, 'train', 'en-valid-10k', download=False), tmp_path/rel, 'where the official', '9,000',
+            'mrc data fetch babi-en-valid-10k')
