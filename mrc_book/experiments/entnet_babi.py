@@ -19,10 +19,10 @@ from ..text import Vocab, bucket_batches
 from ..training import TrainConfig, Trainer, register_experiment, load_record, load_records, write_record
 
 # %% auto #0
-__all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'TABLE2_MEMN2N', 'TABLE2_ENTNET', 'TABLE5_MEMN2N_BOW', 'TABLE5_ENTNET_TIED',
-           'TABLE5_ENTNET_BOW', 'TABLE6_MEMN2N_1K', 'TABLE6_ENTNET_1K', 'memory_window', 'window_story', 'StoryTensors',
-           'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr', 'SelectedEntNets',
-           'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
+__all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'BABI_ENTITY_WORDS', 'TABLE2_MEMN2N', 'TABLE2_ENTNET', 'TABLE5_MEMN2N_BOW',
+           'TABLE5_ENTNET_TIED', 'TABLE5_ENTNET_BOW', 'TABLE6_MEMN2N_1K', 'TABLE6_ENTNET_1K', 'memory_window',
+           'window_story', 'StoryTensors', 'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr',
+           'SelectedEntNets', 'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
            'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main',
            'babi_members', 'best_member_per_task', 'full_budget', 'protocol_gaps']
 
@@ -209,14 +209,21 @@ def run_name(profile: str, cfg: EntNetBabiConfig, tasks: Sequence[int], seeds: S
     return f'entnet-babi-{profile}-{cfg.setting_tag}-t{_compress(tasks)}-s{_compress(seeds)}'
 
 # %% ../../nbs/41_entnet_babi.ipynb #c96f6f50
+BABI_ENTITY_WORDS = {
+    'people': 'antoine bernhard bill brian daniel emily fred gertrude greg jason jeff jessica john julie julius lily mary '
+              'sandra sumit winona yann',
+    'animals': 'cat cats frog lion mice mouse rhino sheep swan wolf wolves',
+    'objects': 'apple box chest chocolate chocolates container football milk pajamas suitcase',
+    'places': 'bathroom bedroom cinema garden hallway kitchen office park school',
+    'colours': 'blue gray green pink red white yellow',
+    'shapes': 'rectangle sphere square triangle',
+    'times': 'yesterday morning afternoon evening',
+    'states': 'bored hungry thirsty tired'}
+_ENTITIES = {w for words in BABI_ENTITY_WORDS.values() for w in words.split()}
+
 def babi_entities(examples: Sequence[BabiExample]) -> list[str]:
-    "Entity words of bAbI stories: each statement's first word and every word after 'the', sorted."
-    ents = set()
-    for ex in examples:
-        for s in ex.story:
-            if s: ents.add(s[0])
-            ents.update(s[i + 1] for i in range(len(s) - 1) if s[i] == 'the')
-    return sorted(ents)
+    "The entity words (`BABI_ENTITY_WORDS`) that the stories of `examples` use, sorted."
+    return sorted({w for ex in examples for s in ex.story for w in s if w in _ENTITIES})
 
 # %% ../../nbs/41_entnet_babi.ipynb #527bae19
 def _load_task(task: int, cfg: EntNetBabiConfig, seed: int = 0) -> dict:
