@@ -23,8 +23,8 @@ __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'BABI_ENTITY_WORDS', 'TABLE2_
            'TABLE5_ENTNET_TIED', 'TABLE5_ENTNET_BOW', 'TABLE6_MEMN2N_1K', 'TABLE6_ENTNET_1K', 'memory_window',
            'window_story', 'StoryTensors', 'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr',
            'SelectedEntNets', 'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
-           'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'entnet_babi', 'main',
-           'babi_members', 'best_member_per_task', 'full_budget', 'protocol_gaps']
+           'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'stack_groups', 'entnet_babi',
+           'main', 'babi_members', 'best_member_per_task', 'full_budget', 'protocol_gaps']
 
 # %% ../../nbs/41_entnet_babi.ipynb #bc9bf2d5
 MEMORY_WINDOW = 70          # most recent sentences kept (EntNet §5.2)
@@ -180,6 +180,10 @@ def stacked_batches(lengths: Sequence[torch.Tensor], members: Sequence[tuple[int
         per_member.append([torch.tensor(b) for b in bats])
     bs = min(len(b[0]) for b in per_member)
     n_steps = max(len(b) for b in per_member)
+    if min(len(b) for b in per_member) < 0.9 * n_steps:
+        raise ValueError(f'stacked members with {sorted({len(b) for b in per_member})} batches an epoch: a smaller member would '
+                         f'repeat its batches and get more updates an epoch (and per lr halving) than it would alone; '
+                         f'stack members with training sets of about the same size (entnet_babi groups them so)')
     order = torch.randperm(n_steps, generator=generator).tolist()
     return [[bats[p * len(bats) // n_steps][:bs] for bats in per_member] for p in order]
 
@@ -266,6 +270,11 @@ def state_from_record(record: dict) -> dict:
     "The best weights a tied-key record carries (`weights_b64`) as a state dict of a single EntNet."
     return torch.load(io.BytesIO(base64.b64decode(record['weights_b64'])), weights_only=True)
 
+def _cached_task(task: int, cfg: EntNetBabiConfig, cache: dict) -> dict:
+    "`_load_task(task, cfg)`, loaded once per `cache`."
+    if task not in cache: cache[task] = _load_task(task, cfg)
+    return cache[task]
+
 def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profile: str, device: str = 'cpu',
                 resume: bool = False, time_budget: float | None = None, results_dir: str | Path = 'results',
                 tasks_cache: dict | None = None) -> dict:
@@ -274,8 +283,7 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
     if cfg.tied and len({t for t, _ in members}) > 1:
         raise ValueError('entnet-babi: tied keys (one slot per entity of the task) need one task per group; use --stack')
     tasks_cache = {} if tasks_cache is None else tasks_cache
-    for t in sorted({t for t, _ in members}):
-        if t not in tasks_cache: tasks_cache[t] = _load_task(t, cfg)
+    for t in sorted({t for t, _ in members}): _cached_task(t, cfg, tasks_cache)
     data = [{s: tasks_cache[t]['data'][s].to(device) for s in ('train', 'valid', 'test')} for t, _ in members]
     K = len(members)
     tc = replace(cfg.train, seed=members[0][1], device=device, time_budget=time_budget)
@@ -361,6 +369,11 @@ def member_groups(tasks: Sequence[int], seeds: Sequence[int], stack: int) -> lis
         return [(tasks, seeds[i:i + per]) for i in range(0, len(seeds), per)]
     return [(tasks[i:i + stack], [s]) for s in seeds for i in range(0, len(tasks), stack)]
 
+def stack_groups(tasks: Sequence[int], seeds: Sequence[int], stack: int, partial: set = frozenset()) -> list:
+    "`member_groups` of the tasks with full data, then of those in `partial`: a task on partial data is stacked only with itself."
+    parts = ([t for t in tasks if t not in partial], [t for t in tasks if t in partial])
+    return [g for part in parts if part for g in member_groups(part, seeds, stack)]
+
 # %% ../../nbs/41_entnet_babi.ipynb #dc0e03f8
 @register_experiment('entnet-babi', description='Recurrent Entity Network on bAbI (quick: tasks 1, 4 at 1k; full: 20 tasks at 10k, seeds 0-4)')
 def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = False, time_budget: float | None = None,
@@ -387,8 +400,11 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
     K = cfg.stack or (len(cfg.tasks) * len(cfg.seeds) if str(device).startswith('cuda') else 1)
     if cfg.tied: K = min(K, len(cfg.seeds))   # tied keys: one task per group
     t0, records, cache = time.monotonic(), [], {}
-    for g_tasks, g_seeds in member_groups(cfg.tasks, cfg.seeds, K) if not cfg.tied else \
-            [([t], cfg.seeds[i:i + K]) for t in cfg.tasks for i in range(0, len(cfg.seeds), K)]:
+    if cfg.tied: groups = [([t], cfg.seeds[i:i + K]) for t in cfg.tasks for i in range(0, len(cfg.seeds), K)]
+    else:   # a task trained on partial data (task 3 at 10k here) has far fewer batches: it is stacked only with itself
+        partial = {t for t in cfg.tasks if K > 1 and len(cfg.tasks) > 1 and _cached_task(t, cfg, cache)['partial']}
+        groups = stack_groups(cfg.tasks, cfg.seeds, K, partial)
+    for g_tasks, g_seeds in groups:
         path = Path(results_dir)/f'{run_name(profile, cfg, g_tasks, g_seeds)}.json'
         prev = load_record(path) if resume and path.is_file() else None
         if prev and prev.get('status') == 'completed' and (prev['stopped_early'] or prev['config']['epochs'] >= cfg.train.epochs):
@@ -397,7 +413,7 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
         members = [(t, s) for s in g_seeds for t in g_tasks]
         records.append(train_group(members, cfg, profile, device, resume, left, results_dir, cache))
         if records[-1]['status'] != 'completed': break
-    if len(records) == 1 and len(member_groups(cfg.tasks, cfg.seeds, K)) == 1: return records[0]
+    if len(records) == 1 and len(groups) == 1: return records[0]
     done = all(r['status'] == 'completed' for r in records)
     final = {k: v for r in records if r['final'] for k, v in r['final'].items() if k.startswith('test_error_t')}
     return {'experiment': 'entnet-babi', 'run': f'entnet-babi-{profile}-{cfg.setting_tag}', 'status': 'completed' if done else 'interrupted',
