@@ -237,3 +237,19 @@ def test_full_profile_resume_under_other_epochs_is_refused_not_restarted(tmp_pat
     # another run (other schedule) is not mistaken for it
     other = rg.GraphRunConfig.make('small', 'reasonet', 'full', epochs=3, lr_halve_every=2)
     rg._refuse_renamed_resume(other.run_name('full', 0), tmp_path / 'checkpoints', 20)
+
+
+def test_roc_ranks_confident_answers_that_float32_rounds_to_one():
+    "P(Yes) of 1 - 1e-9 and of 1 - 1e-12 are both 1.0 in float32; the float64 log-odds keep them apart."
+    from mrc_book.metrics import roc_auc
+    model = ReasoNet(GraphReasoNetConfig.quick(vocab_size=13, t_max=2))
+    z = torch.tensor([25., 30., 21., 28.])   # answer logits of Yes at both steps; labels: the higher two are Yes
+    ans = torch.stack([torch.nn.functional.logsigmoid(-z), torch.nn.functional.logsigmoid(z)], -1)   # [B, 2]
+    out = ReasoNetOutput(torch.zeros(4, 2), ans.unsqueeze(1).expand(4, 2, 2), None, None, None, None)
+    y = torch.tensor([False, True, False, True])
+    p_yes = model.predict(out, 'expected')[0][:, 1]
+    assert (p_yes == 1.0).all()                                   # float32: every answer ties at 1
+    elp = model.expected_log_probs(out)
+    assert elp.dtype == torch.float64
+    torch.testing.assert_close(elp.exp().sum(-1), torch.ones(4, dtype=torch.float64))
+    assert roc_auc(p_yes, y) == 0.5 and roc_auc(elp[:, 1] - elp[:, 0], y) == 1.0

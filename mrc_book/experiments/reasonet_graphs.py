@@ -125,23 +125,25 @@ def split_seeds(seed: int) -> dict[str, int]:
 # %% ../../nbs/50_reasonet_graphs.ipynb #874b6585
 @torch.no_grad()
 def evaluate_graphs(model: ReasoNet, data: GraphTensors, device='cpu', batch_size: int = 500, seed: int = 0) -> dict:
-    """Metrics of `model` on `data`: ROC/PR-AUC of the expected P(Yes), accuracy (percent) of the expected,
+    """Metrics of `model` on `data`: ROC/PR-AUC of the expected P(Yes) (ranked by its float64
+    log-odds), accuracy (percent) of the expected,
     threshold and sampled answers, the mean stopping step (1-based, threshold mode) and the loss."""
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
-    p_yes, thr, smp, steps, loss = [], [], [], [], 0.0
+    p_yes, score, thr, smp, steps, loss = [], [], [], [], [], 0.0
     for i in range(0, len(data), batch_size):
         *inputs, y = data.batch(torch.arange(i, min(i + batch_size, len(data))), device)
         out = model(*inputs)
         loss += model.loss(out, y).item() * len(y)
         p_yes.append(model.predict(out, 'expected')[0][:, 1].cpu())
+        elp = model.expected_log_probs(out); score.append((elp[:, 1] - elp[:, 0]).cpu())   # log-odds of Yes, float64
         probs, step = model.predict(out, 'threshold')
         thr.append(probs[:, 1].cpu()); steps.append(step.cpu())
         smp.append(model.predict(out, 'sample', generator=gen)[0][:, 1].cpu())
-    p_yes, thr, smp, steps = (torch.cat(x) for x in (p_yes, thr, smp, steps))
+    p_yes, score, thr, smp, steps = (torch.cat(x) for x in (p_yes, score, thr, smp, steps))
     y = data.label.bool()
     acc = lambda p: 100.0 * ((p > 0.5) == y).double().mean().item()
-    return {'roc_auc': roc_auc(p_yes, y), 'pr_auc': pr_auc(p_yes, y), 'accuracy': acc(p_yes),
+    return {'roc_auc': roc_auc(score, y), 'pr_auc': pr_auc(score, y), 'accuracy': acc(p_yes),
             'accuracy_threshold': acc(thr), 'accuracy_sample': acc(smp),
             'mean_stop_step': steps.double().mean().item() + 1, 'loss': loss / len(data)}
 

@@ -207,6 +207,13 @@ class ReasoNet(nn.Module):
             return pi
         return stop_log_probs(out.gate_logits).exp()
 
+    def expected_log_probs(self, out: ReasoNetOutput) -> torch.Tensor:
+        """log Σ_T π_T p_T [B,C] in float64: the expected answer's log-probabilities. Unlike the float32 probabilities,
+        whose confident answers round to exactly 1, they keep every answer's rank (ROC/PR-AUC rank on them)."""
+        lp = out.answer_log_probs.double()
+        if self.config.mode == 'last': return lp[:, -1]
+        return torch.logsumexp(stop_log_probs(out.gate_logits.double()).unsqueeze(-1) + lp, dim=1)
+
     def predict(self, out: ReasoNetOutput, how: str = 'expected', threshold: float = 0.5,
                 generator: torch.Generator | None = None):
         """Answer distribution [B,C] and stopping step [B] (0-based; -1 for 'expected').
