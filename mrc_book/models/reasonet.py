@@ -218,7 +218,7 @@ class ReasoNet(nn.Module):
                 generator: torch.Generator | None = None):
         """Answer distribution [B,C] and stopping step [B] (0-based; -1 for 'expected').
         'expected': Σ_T π_T p_T (deterministic, what training optimises); 'threshold': answer at the first step whose
-        gate probability exceeds `threshold` (deterministic); 'sample': Algorithm 1, sample t_t, answer at the stop."""
+        gate probability exceeds `threshold` (deterministic); 'sample': Algorithm 1's stop (sample t_t), the answer distribution at that step."""
         probs = out.answer_log_probs.exp()
         B, T, _ = probs.shape
         if self.config.mode == 'last':
