@@ -116,3 +116,19 @@ def test_random_batches_reach_the_batcher_and_the_record(tmp_path, monkeypatch):
     tc = TrainConfig(epochs=1, batch_size=8, lr=0.01, metric='error', metric_mode='min', threads=1, verbose=False)
     rec = train_world_run(WorldRun('entnet', (4, 6), n_train=16, n_valid=4, n_test=4, train=tc, bucket=1), 'quick', results_dir=tmp_path)
     assert seen and seen[0] == 1 and rec['meta']['bucket'] == 1 and rec['run'].endswith('-randbatch-seed0')
+
+
+def test_cbt_test_names_unseen_in_training_keep_their_own_keys(tmp_path):
+    "A vocabulary of the training split alone would map every unseen test name to <unk>: one key for all of them."
+    from mrc_book.data.cbt import parse_cbt
+    from pathlib import Path
+    train = parse_cbt(Path(__file__).parent/'fixtures'/'cbt_tiny.txt')
+    rename = lambda w: 'Zq' + w if w[:1].isupper() and w != 'XXXXX' else w   # capitalised words: names training never saw
+    test = [replace(e, context=[[rename(w) for w in s] for s in e.context], query=[rename(w) for w in e.query],
+                    answer=rename(e.answer), candidates=[rename(c) for c in e.candidates]) for e in train]
+    assert len({c for e in test for c in e.candidates if c.startswith('Zq')}) >= 2
+    cfg = cbt.CBTRunConfig.quick(); cfg = replace(cfg, train=replace(cfg.train, epochs=1))
+    rec = cbt.train_cbt_run('NE', {'train': train, 'valid': train, 'test': test}, cfg, 'quick', 'fixture',
+                            results_dir=tmp_path)
+    words = {w.lower() for e in train + test for w in [*(x for s in e.context for x in s), *e.query, *e.candidates]}
+    assert rec['meta']['vocab'] == len(words) + 2   # every word of every split, plus padding and unknown

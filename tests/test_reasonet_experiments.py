@@ -1,6 +1,7 @@
 """ReasoNet experiment chapters: configurations, data tensors, entity reshuffling, evaluation, the cloze data error."""
 import inspect, json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -253,3 +254,19 @@ def test_roc_ranks_confident_answers_that_float32_rounds_to_one():
     assert elp.dtype == torch.float64
     torch.testing.assert_close(elp.exp().sum(-1), torch.ones(4, dtype=torch.float64))
     assert roc_auc(p_yes, y) == 0.5 and roc_auc(elp[:, 1] - elp[:, 0], y) == 1.0
+
+
+def test_cloze_query_entity_that_no_story_has_gets_a_candidate_slot(tmp_path, monkeypatch):
+    "The DeepMind entity map numbers query entities too; one beyond every story's ids must not overflow the candidates."
+    src = sorted((Path(__file__).parent/'fixtures'/'cnn'/'questions'/'validation').glob('*.question'))[0]
+    text = src.read_text(encoding='utf-8').replace('to reach the semifinals of the @placeholder',
+                                                   'to reach the semifinals of the @placeholder with @entity57', 1)
+    assert '@entity57' in text
+    q = tmp_path/'x.question'; q.write_text(text + '@entity57:Somebody\n', encoding='utf-8')
+    from mrc_book.data.cloze import parse_cloze_question
+    ex = parse_cloze_question(q)
+    assert '@entity57' in ex.query and all(rc.entity_id(w) < 57 for w in ex.context)
+    monkeypatch.setattr(rc, 'load_cloze_splits', lambda corpus, profile: {'train': [ex], 'valid': [ex], 'test': [ex]})
+    cfg = rc.ClozeRunConfig.make('cnn', 'quick')   # 50 candidate slots in the quick model
+    rec = rc.train_reasonet_cloze(cfg, 'quick', results_dir=tmp_path/'results')
+    assert rec['status'] == 'completed' and rec['meta']['num_candidates'] == 58

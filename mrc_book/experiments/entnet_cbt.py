@@ -66,7 +66,7 @@ def cbt_tensors(examples: list[CBTExample], vocab: Vocab, b: int = 5) -> CBTTens
     return CBTTensors(story, query, candidates, answer, torch.tensor([len(w) for w in windows]))
 
 def cbt_vocab(examples: list[CBTExample]) -> Vocab:
-    "Lower-cased words of the contexts, queries and candidates of `examples` (the training split)."
+    "Lower-cased words of the contexts, queries and candidates of `examples` (every split: words, not answers)."
     return Vocab.from_texts(([w.lower() for s in e.context for w in s] + [w.lower() for w in e.query] +
                              [c.lower() for c in e.candidates]) for e in examples)
 
@@ -120,7 +120,7 @@ def train_cbt_run(word_type: str, splits: dict[str, list[CBTExample]], cfg: CBTR
                   device: str = 'cpu', resume: bool = False, time_budget: float | None = None, seed: int = 0,
                   results_dir: str | Path = 'results') -> dict:
     "Train and test the simplified EntNet on one word type; returns the run record."
-    vocab = cbt_vocab(splits['train'])
+    vocab = cbt_vocab([e for split in splits.values() for e in split])   # unseen test names keep their own keys
     data = {k: cbt_tensors(v, vocab, cfg.window) for k, v in splits.items()}
     data = {k: CBTTensors(*(x.to(device) for x in (d.story, d.query, d.candidates, d.answer, d.n_windows)))
             for k, d in data.items()}

@@ -136,7 +136,8 @@ def train_reasonet_cloze(cfg: ClozeRunConfig, profile: str, device: str = 'cpu',
     counts = Counter(w for ex in splits['train'] for w in ex.context + ex.query if entity_id(w) < 0)
     vocab = Vocab.from_counter(counts, max_size=cfg.vocab_size)
     data = {s: encode_cloze(exs, vocab) for s, exs in splits.items()}
-    max_entity = max(int(d.doc_entities.max()) for d in data.values()) + 1
+    # the entity map numbers query entities too: a query-only id can exceed every story's
+    max_entity = max(int(max(d.doc_entities.max(), d.query_entities.max())) for d in data.values()) + 1
     num_candidates = max(cfg.model.num_candidates, max_entity)
     offset = len(vocab)
     mc = replace(cfg.model, vocab_size=offset + num_candidates, num_candidates=num_candidates)
