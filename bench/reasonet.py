@@ -28,7 +28,7 @@ benchmark's own start-up), commit dd600ff, default threads (2), `--steps 30`: fl
 median 1,056), `--bf16` 1,410 examples/s (best 1,735, median 1,561); its 2048 x 2048 matmul line: float32 229 GFLOP/s,
 bfloat16 975 GFLOP/s. At 229 GFLOP/s the ~11 GFLOP a batch caps float32 at about 1,330 examples/s.
 These are not the numbers of `results/bench-reasonet-cpu.json`, the book's table (ch. 50): that file holds an
-earlier, slower measurement (its `git_commit`, fb95f7d), taken while the machine was shared with other work. Rerun
+earlier, slower measurement (its `git_commit`, fb95f7d; the CPU it ran on is not recorded). Rerun
 the table's command above on an idle machine to replace it.
 
 Besides the mean over all timed steps it prints the best and the median step: on a machine shared with other

@@ -5,7 +5,7 @@ from mrc_book.data.sources import DataError
 from mrc_book.data.worldmodel import generate_world_stories
 from mrc_book.experiments import entnet_cbt as cbt
 from mrc_book.experiments.entnet_world import (WorldRun, world_tensors, make_world_model, train_world_run, WORLD_WORDS,
-                                              world_train_config, split_stories)
+                                              world_train_config, split_stories, world_errors)
 from mrc_book.models.memn2n import MemN2N
 from mrc_book.models.lstm_reader import flatten_story_query
 from mrc_book.training import TrainConfig
@@ -60,17 +60,21 @@ def test_world_models_shapes(model):
 
 def test_world_run_record(tmp_path):
     tc = TrainConfig(epochs=1, batch_size=8, lr=0.01, metric='error', metric_mode='min', threads=1, verbose=False)
-    rec = train_world_run(WorldRun('entnet', (4, 6), test_T=[6, 8], n_train=16, n_valid=4, n_test=4, train=tc),
-                          'quick', results_dir=tmp_path)
+    run = WorldRun('entnet', (4, 6), test_T=[6, 8], n_train=16, n_valid=4, n_test=4, train=tc)
+    rec = train_world_run(run, 'quick', results_dir=tmp_path/'results')
     assert rec['status'] == 'completed' and {'test_error_T6', 'test_error_T8'} <= set(rec['final'])
     assert 0 <= rec['final']['test_error'] <= 100 and rec['meta']['test_T'] == [6, 8]
     f = rec['final']   # the headline error is the mean over the test lengths, each on its own stories
     assert f['test_error'] == pytest.approx((f['test_error_T6'] + f['test_error_T8']) / 2)
     assert rec['meta']['sizes'] == {'train': 32, 'valid': 8, 'test_T6': 8, 'test_T8': 8}
-    # the test stories of each length, as train_world_run draws them (its seed is 0): 4 stories, 2 questions each
+    # each length's error is the run's best weights on stories of that length (4 stories, 2 questions each, seed 0)
+    from mrc_book.training import load_completed_run
+    _, best = load_completed_run(tmp_path/'results'/f"{rec['run']}.json")
+    model = make_world_model(run); model.load_state_dict(best); model.eval()
     for T in (6, 8):
         stories = split_stories('test', 4, T, 0)
         assert len(stories) == 8 and all(len(e.story) == T for e in stories)
+        assert world_errors(model, world_tensors(stories))[0] == pytest.approx(f[f'test_error_T{T}'])
 
 
 def test_world_run_lr_schedule_names_and_factors():
