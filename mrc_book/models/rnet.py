@@ -26,7 +26,7 @@ class RNetConfig:
     encoder_layers: int = 3            # BiGRU layers of eq. 1
     shared_encoder: bool = False       # one encoder for passage and question (HKUST) instead of two (eq. 1)
     concat_layers: bool = False        # encoder output = all layers concatenated (HKUST)
-    dropout: float = 0.2               # variational, on embeddings and between layers
+    dropout: float = 0.2               # variational on embeddings and between modules; ordinary between encoder layers and on characters
     attention_form: str = 'recurrent'  # 'recurrent' (eq. 2, report) or 'fast' (no W^P_v v^P_{t-1})
     attention_score: str = 'additive'  # 'additive' (report) or 'scaled_dot' (HKUST, fast form only)
     gated_bidirectional: bool = True   # the RNN of eq. 4 bidirectional
