@@ -110,18 +110,6 @@ class BabiSplit(list):
     partial: bool = False
     note: str = ''
 
-# Files whose sha256 is not known but whose git blob id is (data README: the same id in three independent copies).
-_GIT_BLOBS = {f'{BABI_DIR}/en-10k/qa3_three-supporting-facts_train.txt': '9b2b35ca4357ea8ee44692c71ec71892edf51399'}
-
-def _verify_git_blob(path: Path, rel: str) -> None:
-    import hashlib
-    if rel not in _GIT_BLOBS: return
-    data = path.read_bytes()
-    got = hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
-    if got != _GIT_BLOBS[rel]:
-        raise DataError(f"{path}: git blob id {got}, expected {_GIT_BLOBS[rel]} for {rel}: truncated, corrupt or a "
-                        f"different version. Fix: delete it and run `mrc data fetch babi-en-10k`.")
-
 def official_counts(setting: str) -> dict[str, int]:
     "Questions in each official file of a setting, keyed like `babi_counts` (`qa<task>_<split>`)."
     if setting == 'en-valid-10k':   # the archive splits by story, so two tasks are off 9,000/1,000 by a few questions
@@ -133,7 +121,7 @@ def official_counts(setting: str) -> dict[str, int]:
 def _official_stories(task: int, split: str, setting: str, download: bool) -> list[tuple[str, list[BabiExample]]]:
     "The stories of one official file, refused if it holds another number of questions than the official file does."
     rel = babi_file(task, split, setting)
-    path = locate(rel, download=download); _verify_git_blob(path, rel)
+    path = locate(rel, download=download)   # sha256, or the git blob id of the en-10k task-3 training file
     stories = _babi_stories(path, task)
     n, want = sum(len(exs) for _, exs in stories), official_counts(setting)[f'qa{task}_{split}']
     if n != want:

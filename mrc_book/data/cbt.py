@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sources import DataError, Dataset, register_dataset, locate, find_file, read_data_text
+from .sources import DATASETS, DataError, Dataset, register_dataset, locate, find_file, read_data_text
 
 # %% auto #0
 __all__ = ['CBT_URL', 'CBT_DIR', 'CBT_WORD_TYPES', 'CBT_BLANK', 'cbt_file', 'CBTExample', 'parse_cbt', 'load_cbt', 'cbt_counts']
@@ -79,8 +79,14 @@ def parse_cbt(path) -> list[CBTExample]:
     return out
 
 def load_cbt(word_type: str, split: str, download: bool = True) -> list[CBTExample]:
-    "One split ('train', 'valid', 'test') of one CBT question type ('NE', 'CN', 'V', 'P')."
-    return parse_cbt(locate(cbt_file(word_type, split), download=download))
+    """One split ('train', 'valid', 'test') of one CBT question type ('NE', 'CN', 'V', 'P'), checked against its
+    fingerprint (`locate`) and against the official number of questions where that is known."""
+    path = locate(cbt_file(word_type, split), download=download)
+    examples, want = parse_cbt(path), DATASETS['cbt'].expected.get(f'{word_type}_{split}')
+    if want is not None and len(examples) != want:   # a copy cut at the end of an example parses cleanly
+        raise DataError(f"{path}: {len(examples):,} questions where the official file has {want:,}: a truncated or "
+                        f"different copy? Fix: delete it and download CBTest.tgz again (`mrc data fetch cbt`).")
+    return examples
 
 # %% ../../nbs/13_data.cbt.ipynb #feaa33f7
 def cbt_counts() -> dict[str, int | None]:

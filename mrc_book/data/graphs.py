@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
-from .sources import DataError
+from .sources import DataError, read_data_text
 
 # %% auto #0
 __all__ = ['GRAPH_SIZES', 'STEP_BUCKETS', 'PAPER_TABLE2', 'stat_names', 'GraphExample', 'graph_tokens', 'sample_graph_arrays',
@@ -197,7 +197,7 @@ def save_graphs(path, examples) -> Path:
     return path
 
 def _parse_arrow(toks, where):
-    if len(toks) != 3 or toks[1] != '->' or not (toks[0].isdigit() and toks[2].isdigit()):
+    if len(toks) != 3 or toks[1] != '->' or not all(t.isascii() and t.isdigit() for t in (toks[0], toks[2])):
         raise DataError(f"{where}: expected 'a -> b' with node numbers, got {' '.join(toks)!r}. "
                         "Each line must be 'a -> b # ... #<TAB>x -> y<TAB>0|1'; regenerate the file with save_graphs.")
     return int(toks[0]), int(toks[2])
@@ -225,10 +225,8 @@ def parse_graph_line(line: str, where: str = '<line>') -> GraphExample:
 
 def load_graphs(path) -> list[GraphExample]:
     "Read a file in the public line format (ours or the original release)."
-    path = Path(path)
-    if not path.exists(): raise DataError(f"{path}: no such file. Generate one with save_graphs(path, generate_graphs(...)).")
-    with open(path) as f:
-        return [parse_graph_line(line, f'{path}, line {i}') for i, line in enumerate(f, 1) if line.strip()]
+    text = read_data_text(path, 'graph reachability', 'generate one with save_graphs(path, generate_graphs(...)).')
+    return [parse_graph_line(line, f'{path}, line {i}') for i, line in enumerate(text.split('\n'), 1) if line.strip()]
 
 # %% ../../nbs/15_data.graphs.ipynb #c55bc659
 class GraphVocab:

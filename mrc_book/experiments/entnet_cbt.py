@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.cbt import CBTExample, CBT_BLANK, parse_cbt, cbt_file
+from ..data.cbt import CBTExample, CBT_BLANK, parse_cbt, load_cbt, cbt_file
 from ..data.sources import DataError, find_file, repo_root
 from ..layers.entnet_output import EntNetOutput
 from ..models.entnet import EntNet
@@ -169,8 +169,8 @@ def entnet_cbt(profile: str = 'quick', device: str = 'cpu', resume: bool = False
         sources = {t: ({'train': tiny, 'valid': tiny, 'test': tiny}, 'cbt fixture: 2 hand-written examples, '
                        'train = valid = test (pipeline check, NOT the CBT)') for t in ('NE', 'CN')}
     else:
-        cfg, paths = CBTRunConfig(), require_cbt()
-        sources = {t: ({s: parse_cbt(paths[t, s]) for s in ('train', 'valid', 'test')}, 'cbt (official files)')
+        cfg = CBTRunConfig(); require_cbt()   # first a clear error naming every missing file
+        sources = {t: ({s: load_cbt(t, s, download=False) for s in ('train', 'valid', 'test')}, 'cbt (official files)')
                    for t in ('NE', 'CN')}
     t0, records = time.monotonic(), []
     for word_type, (splits, dataset) in sources.items():
