@@ -86,7 +86,7 @@ def _check_predictions(predictions, ids: set, source: str, strict: bool):
     if not isinstance(predictions, Mapping):
         raise DataError(f'{source}: predictions must be an object mapping question id to answer text, got a '
                         f'{type(predictions).__name__}. {fix}')
-    bad = next(((k, v) for k, v in predictions.items() if not isinstance(v, str)), None)
+    bad = next(((k, v) for k, v in predictions.items() if (strict or k in ids) and not isinstance(v, str)), None)   # strict=False ignores extra ids whatever they hold, as the official script does
     if bad is not None:
         raise DataError(f'{source}: the prediction for id {bad[0]!r} is a {type(bad[1]).__name__} ({bad[1]!r:.60}), '
                         f'not a string. {fix}')

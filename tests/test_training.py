@@ -1,5 +1,6 @@
 """The trainer: exact resumption, split checkpoints, early stopping, clipping, LR schedule, EMA, run records."""
 import json
+import random
 import re
 import math
 from pathlib import Path
@@ -25,7 +26,8 @@ def toy(n=96, d=5, seed=0, dropout=0.3):
         order = torch.randperm(n, generator=gen)
         return [(x[order[i:i + 8]], y[order[i:i + 8]]) for i in range(0, n, 8)]   # 12 steps an epoch
 
-    def loss_fn(m, b): return nn.functional.cross_entropy(m(b[0]), b[1])
+    def loss_fn(m, b):   # scaled by draws of Python's and NumPy's global RNGs: a resume must restore those too
+        return nn.functional.cross_entropy(m(b[0]), b[1]) * (1 + 0.1 * (random.random() + np.random.rand()))
 
     def evaluate(m, split):
         logits = m(x)
@@ -60,8 +62,8 @@ def test_resume_is_exact(tmp_path, stop_at, extra):
     rec = t.fit()
     assert rec['status'] == 'interrupted' and rec['final'] is None and rec['steps'] == stop_at
     assert load_record(tmp_path / 'cut' / 'results' / 'toy-quick-seed0.json')['status'] == 'interrupted'
-    torch.manual_seed(999); torch.rand(7)   # disturb every global RNG before resuming
     resumed_model, t = make(tmp_path / 'cut', **extra)
+    set_seed(999); random.random(); np.random.rand(3); torch.rand(7)   # disturb every global RNG before resuming
     resumed = t.fit(resume=True)
     assert resumed['status'] == 'completed'
     assert_same_weights(full_model, resumed_model)
