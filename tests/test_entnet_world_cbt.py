@@ -105,8 +105,10 @@ def test_best_by_validation_breaks_ties_by_validation_loss():
     from mrc_book.experiments.entnet_world import best_by_validation
     rec = lambda run, err, losses, best: {'run': run, 'final': {'best_valid_error': err, 'best_epoch': best},
                                           'history': [{'valid_loss': l} for l in losses]}
-    runs = [rec('a', 0.0, [0.5, 0.009], 2), rec('b', 0.0, [0.004, 0.2], 1), rec('c', 0.05, [0.001], 1)]
-    assert best_by_validation(runs)['run'] == 'b'          # a tie at 0 errors: the lower loss at the chosen epoch
+    runs = [rec('a', 0.0, [0.001, 0.009], 2), rec('b', 0.0, [0.004, 0.2], 1), rec('c', 0.05, [0.001], 1)]
+    # a tie at 0 errors: the lower loss at the chosen epoch (b's 0.004 against a's 0.009; a's lowest loss over its
+    # history, its first epoch's and its last epoch's would each pick a)
+    assert best_by_validation(runs)['run'] == 'b'
     assert best_by_validation(runs[2:])['run'] == 'c' and best_by_validation([]) is None
 
 

@@ -130,6 +130,7 @@ def test_reshuffle_entities_is_a_consistent_relabelling():
     assert torch.equal(d2 < 0, doc < 0) and torch.equal(q2 < 0, query < 0)
     assert torch.equal(d2 == t2[:, None], doc == target[:, None])
     assert torch.equal(perm.sort(-1).values, torch.arange(5).expand(2, 5))
+    assert not torch.equal(perm, torch.arange(5).expand(2, 5)) and not torch.equal(perm[0], perm[1])   # relabelled, per example
     assert torch.equal(torch.where(doc >= 0, perm.gather(1, doc.clamp(min=0)), doc), d2)
     assert q2[0, 1] == d2[0, 2] and q2[1, 0] == d2[1, 4]
 

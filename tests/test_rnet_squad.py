@@ -77,7 +77,9 @@ def test_every_dev_question_is_predicted_and_scored_officially(tiny, model):
         i, j = out['spans'][qid]
         assert 0 <= j - i <= 15
     gold = {q: a for q, a in zip(b['dev']['ids'], b['dev']['answers'])}
-    assert evaluate_squad(split_articles(b), {q: a[0] for q, a in gold.items()}) == {'exact_match': 100.0, 'f1': 100.0}
+    assert gold['tiny-q3'] == ["Levi's Stadium", 'Santa Clara, California']   # every gold answer reaches the bundle
+    for k in (0, -1):   # the first or the last gold answer of each question: the official score takes the best
+        assert evaluate_squad(split_articles(b), {q: a[k] for q, a in gold.items()}) == {'exact_match': 100.0, 'f1': 100.0}
 
 
 class PointAt(torch.nn.Module):
