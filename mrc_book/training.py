@@ -49,6 +49,7 @@ class TrainConfig:
     device: str = 'cpu'
     bf16: bool = False                      # bfloat16 autocast (CUDA, or a CPU with oneDNN bf16 kernels)
     threads: int | None = None              # torch CPU threads during fit (1 is fastest for tiny models on a busy CPU)
+    flush_denormal: bool = True             # CPU: subnormal floats (|x| < 1.2e-38) become 0 during fit (see below)
     time_budget: float | None = None        # seconds of this invocation; checkpoint and stop after crossing it
     finish_by: float | None = None          # seconds in all: start no epoch that would end after it; then test
     checkpoint_every_steps: int | None = None
@@ -479,8 +480,11 @@ class Trainer:
         c = self.config
         threads_before = torch.get_num_threads()
         if c.threads: torch.set_num_threads(c.threads)
+        flushing = c.flush_denormal and torch.set_flush_denormal(True)   # False where the CPU cannot (no SSE3)
         try: return self._fit(resume)
-        finally: torch.set_num_threads(threads_before)
+        finally:
+            torch.set_num_threads(threads_before)
+            if flushing: torch.set_flush_denormal(False)   # torch's default
 
     def _fit(self, resume: bool) -> dict:
         c = self.config

@@ -424,3 +424,18 @@ def test_a_run_whose_every_validation_is_nan_ends_diverged(tmp_path):
     assert rec['status'] == 'diverged' and rec['final'] is None and len(rec['history']) == 2
     assert any('was NaN' in n for n in rec['notes']) and record_problems(rec) == []
     assert record_problems({**rec, 'status': 'completed'}) == ["'completed' run without 'final'"]
+
+
+def test_subnormals_are_flushed_during_fit_only(tmp_path):
+    "flush_denormal: a subnormal product is 0 inside fit (where the CPU supports it) and not after, nor with it off."
+    tiny = lambda: (torch.tensor([1e-30]) * torch.tensor([1e-10])).item()   # 1e-40: subnormal in float32
+    assert tiny() != 0
+    seen = []
+    for flush in (True, False):
+        model, batches, loss_fn, ev = toy()
+        def spy(m, b): seen.append((flush, tiny())); return loss_fn(m, b)
+        cfg = TrainConfig(epochs=1, lr=0.05, seed=0, verbose=False, progress=False, threads=1, flush_denormal=flush)
+        Trainer(model, cfg, batches, spy, ev, 'toy', results_dir=tmp_path / str(flush)).fit()
+        assert tiny() != 0   # restored after fit
+    supported = torch.set_flush_denormal(True); torch.set_flush_denormal(False)
+    assert {v == 0 for f, v in seen if f} == {supported} and {v == 0 for f, v in seen if not f} == {False}
