@@ -27,6 +27,10 @@ Earlier figures in this file (about 900-1,000 examples/s, two threads no faster 
 training runs held both cores; the benchmark prints the load average and its own CPU time so that a reader can
 tell a busy machine from a slow commit. On a GPU, stacking K models (`--stacked`) is what fills the device.
 
+The benchmark times a freshly initialised model. A trained one can step more slowly on some CPUs: training makes
+subnormal floats (|x| < 1.2e-38), which many x86 CPUs compute on a slow path. The trainer flushes them to zero
+(`TrainConfig.flush_denormal`, on by default), and so does this benchmark, though here it changes nothing.
+
 The CI machine changes between sessions. Measured 2026-12-02 on another 2-core "AMD EPYC" (family 25 model 1: AVX2,
 no AVX-512; the line `device:` prints the family and model), with a training run holding the other core,
 `--threads 1 --seconds 10`, two repeats: 595-615 examples/s, about 2.5x slower per thread than the machine above.
@@ -138,6 +142,7 @@ def main(argv=None):
 
     torch.manual_seed(0)
     if args.device == 'cpu': torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)   # as the trainer does (TrainConfig.flush_denormal); a fresh model has no subnormals anyway
     device = torch.device(args.device)
     data = None if args.synthetic else real_examples(args.task)
     examples, vocab_size, source = data if data is not None else synthetic_examples()
