@@ -100,6 +100,8 @@ class EntNetBabiConfig:
                                      # drawn N(0, 0.1) like every other weight, as the official code leaves it
     clip_sum: bool = False           # clip the gradient of the batch's *summed* loss at clip_norm_per_model (official
                                      # code), i.e. the mean-loss gradient at clip_norm_per_model / batch size
+    keep_weights: bool = False       # store the best weights in the record (`weights_b64`, under 1 MB; one model a group),
+                                     # for analyses that need the trained model; task 2's tied-key runs always store them
     eval_batch: int = 500
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=200, batch_size=32, optimizer='adam', lr=0.01, lr_halve_every=25, clip_norm=None,
@@ -117,7 +119,8 @@ class EntNetBabiConfig:
     def setting_tag(self) -> str:
         return ('10k' if self.setting == 'en-10k' else '1k') + ('-bow' if self.encoder == 'bow' else '') + ('-tied' if self.tied else '') + \
             (f'-clr{self.lr_cycle[0]:g}x{self.lr_cycle[1]}' if self.lr_cycle else '') + \
-            ('-smasknormal' if self.story_mask_init == 'normal' else '') + ('-clipsum' if self.clip_sum else '')
+            ('-smasknormal' if self.story_mask_init == 'normal' else '') + ('-clipsum' if self.clip_sum else '') + \
+            ('-weights' if self.keep_weights else '')
 
 # %% ../../nbs/41_entnet_babi.ipynb #21af7f27
 def triangular_lr(step: int, half_period: int, low: float, high: float) -> float:
@@ -267,7 +270,7 @@ def _state_b64(state: dict) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 def state_from_record(record: dict) -> dict:
-    "The best weights a task-2 tied-key record carries (`weights_b64`) as a state dict of a single EntNet."
+    "The best weights a record carries (`weights_b64`: task-2 tied-key runs, and runs with `keep_weights`) as a state dict of a single EntNet."
     return torch.load(io.BytesIO(base64.b64decode(record['weights_b64'])), weights_only=True)
 
 def _cached_task(task: int, cfg: EntNetBabiConfig, cache: dict) -> dict:
@@ -353,8 +356,9 @@ def train_group(members: Sequence[tuple[int, int]], cfg: EntNetBabiConfig, profi
         clip_norm_per_model(list(model.net.parameters()), K, max_norm)
     trainer.optimizer.register_step_pre_hook(clip_hook)
     record = trainer.fit(resume=resume)
-    # keep the small tied model of task 2 for the memory analysis (Table 3); ~0.3 MB a record, so not the other tasks'
-    if record['status'] == 'completed' and cfg.tied and K == 1 and members[0][0] == 2:
+    # keep the small tied model of task 2 for the memory analysis (Table 3), and any model asked for (`keep_weights`);
+    # ~0.3 MB a record, so not every task's
+    if record['status'] == 'completed' and K == 1 and (cfg.keep_weights or (cfg.tied and members[0][0] == 2)):
         # member 0 as a single model (EntNet.select would index the shared `key_ids` buffer too)
         record['weights_b64'] = _state_b64({k: v if k == 'key_ids' else v[0] for k, v in model.best_net().state_dict().items()})
         record['vocab_itos'] = tasks_cache[members[0][0]]['vocab'].itos
@@ -382,7 +386,7 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
                 seeds: Sequence[int] | None = None, setting: str | None = None, encoder: str | None = None,
                 tied: bool = False, stack: int | None = None, epochs: int | None = None,
                 lr_cycle: tuple[float, int] | None = None, story_mask_init: str | None = None,
-                clip_sum: bool = False) -> dict:
+                clip_sum: bool = False, keep_weights: bool = False) -> dict:
     "EntNet on bAbI: one run record per stacked group of (task, seed) members; returns the record or a summary."
     over = {k: v for k, v in dict(tasks=list(tasks) if tasks else None, seeds=list(seeds) if seeds else ([seed] if seed is not None else None),
                                    setting=setting, encoder=encoder, stack=stack).items() if v is not None}
@@ -390,6 +394,7 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
     if tied: cfg.tied = True
     if story_mask_init is not None: cfg.story_mask_init = story_mask_init
     if clip_sum: cfg.clip_sum = True
+    if keep_weights: cfg.keep_weights = True
     if cfg.story_mask_init not in ('ones', 'normal'): raise ValueError(f"story_mask_init must be 'ones' or 'normal', not {cfg.story_mask_init!r}")
     if epochs is not None: cfg.train = replace(cfg.train, epochs=epochs)
     if lr_cycle:   # the cycle replaces the halving
@@ -400,6 +405,7 @@ def entnet_babi(profile: str = 'quick', device: str = 'cpu', resume: bool = Fals
     if bad: raise ValueError(f'bAbI tasks are 1-20, not {bad}')
     K = cfg.stack or (len(cfg.tasks) * len(cfg.seeds) if str(device).startswith('cuda') else 1)
     if cfg.tied: K = min(K, len(cfg.seeds))   # tied keys: one task per group
+    if cfg.keep_weights and K != 1: raise ValueError(f'keep_weights stores one model a record: train with stack 1, not {K}')
     t0, records, cache = time.monotonic(), [], {}
     if cfg.tied: groups = [([t], cfg.seeds[i:i + K]) for t in cfg.tasks for i in range(0, len(cfg.seeds), K)]
     else:   # a task trained on partial data (task 3 at 10k here) has far fewer batches: it is stacked only with itself
@@ -445,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument('--story-mask-init', choices=['ones', 'normal'], default=None,
                    help="story encoder mask at 1 (appendix A, default) or N(0, 0.1) (official code)")
     p.add_argument('--clip-sum', action='store_true', help='clip the summed-loss gradient at 40 (official code)')
+    p.add_argument('--keep-weights', action='store_true', help='store the best weights in the record (needs --stack 1)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--time-budget', type=float, default=None, metavar='S')
     p.add_argument('--resume', action='store_true')
@@ -452,7 +459,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     a = p.parse_args(argv)
     setting = {'10k': 'en-10k', '1k': 'en', None: None}[a.setting]
     rec = entnet_babi(a.profile, a.device, a.resume, a.time_budget, None, a.results_dir, a.tasks, a.seeds, setting,
-                      a.encoder, a.tied, a.stack, a.epochs, a.lr_cycle, a.story_mask_init, a.clip_sum)
+                      a.encoder, a.tied, a.stack, a.epochs, a.lr_cycle, a.story_mask_init, a.clip_sum,
+                      a.keep_weights)
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'runs': rec.get('runs'), 'final': rec.get('final'),
                       'stopped_by': rec.get('stopped_by')}))
     return rec
