@@ -476,14 +476,15 @@ def babi_members(results_dir: str | Path, setting: str = 'en-10k', encoder: str 
                  clip_sum: bool = False) -> list[dict]:
     """One row per (task, seed) member of every completed `entnet-babi` record in `results_dir` with this data setting and
     recipe (encoder, tied keys, cyclic lr or none, the official code's story-mask init and summed-gradient clip). A member
-    trained in more than one record (a capped run, later rerun with the paper's budget) keeps the run of the longest budget."""
+    trained in more than one record (a capped run, later rerun with the paper's budget) keeps the run of the longest budget.
+    Runs trained with `keep_weights` (retrained for an analysis that needs the model) are left out."""
     want = (setting, encoder, tied, tuple(lr_cycle) if lr_cycle else None, story_mask_init, bool(clip_sum))
     rows = []
     for r in load_records(Path(results_dir)/f'entnet-babi-{profile}-*.json'):
         c = r['meta']['experiment_config']
         got = (c['setting'], c['encoder'], c['tied'], tuple(c['lr_cycle']) if c.get('lr_cycle') else None,
                c.get('story_mask_init', 'ones'), bool(c.get('clip_sum')))
-        if r['status'] != 'completed' or got != want: continue
+        if r['status'] != 'completed' or got != want or c.get('keep_weights'): continue   # `keep_weights` runs: analyses only
         for m in r['meta']['members']:
             n = f"t{m['task']}_s{m['seed']}"
             rows.append({'task': m['task'], 'seed': m['seed'], 'test_error': r['final'][f'test_error_{n}'],
