@@ -23,8 +23,8 @@ __all__ = ['MEMORY_WINDOW', 'MEMORY_WINDOW_TASK3', 'BABI_ENTITY_WORDS', 'TABLE2_
            'TABLE5_ENTNET_TIED', 'TABLE5_ENTNET_BOW', 'TABLE6_MEMN2N_1K', 'TABLE6_ENTNET_1K', 'memory_window',
            'window_story', 'StoryTensors', 'babi_vocab', 'vectorise_babi', 'EntNetBabiConfig', 'triangular_lr',
            'SelectedEntNets', 'clip_norm_per_model', 'member_generator', 'stacked_batches', 'run_name', 'babi_entities',
-           'build_group_model', 'state_from_record', 'train_group', 'member_groups', 'stack_groups', 'entnet_babi',
-           'main', 'babi_members', 'best_member_per_task', 'full_budget', 'protocol_gaps']
+           'build_group_model', 'state_from_record', 'net_from_record', 'train_group', 'member_groups', 'stack_groups',
+           'entnet_babi', 'main', 'babi_members', 'best_member_per_task', 'full_budget', 'protocol_gaps']
 
 # %% ../../nbs/41_entnet_babi.ipynb #bc9bf2d5
 MEMORY_WINDOW = 70          # most recent sentences kept (EntNet §5.2)
@@ -272,6 +272,12 @@ def _state_b64(state: dict) -> str:
 def state_from_record(record: dict) -> dict:
     "The best weights a record carries (`weights_b64`: task-2 tied-key runs, and runs with `keep_weights`) as a state dict of a single EntNet."
     return torch.load(io.BytesIO(base64.b64decode(record['weights_b64'])), weights_only=True)
+
+def net_from_record(record: dict) -> EntNet:
+    "The single EntNet of a record that carries weights (`state_from_record`), in eval mode."
+    net = EntNet(**{**record['meta']['model_config'], 'n_models': None})
+    net.load_state_dict(state_from_record(record))
+    return net.eval()
 
 def _cached_task(task: int, cfg: EntNetBabiConfig, cache: dict) -> dict:
     "`_load_task(task, cfg)`, loaded once per `cache`."
