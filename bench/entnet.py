@@ -50,6 +50,11 @@ two runs: 2,891-2,957 examples/s (10.8-11.0 ms a step, 195-197% CPU), the target
 Measured 2026-12-06 on the same CPU model (family 26 model 2), right after two training runs had ended (load average
 1.0-1.3), default `--threads 2`, three runs of 10 s at commit 8d1e5d2: 2,214-2,473 examples/s, the target met in all
 three; below the idle figures above, as the load average says.
+
+Measured 2026-12-07 on a 2-core "AMD EPYC" of family 25 model 1 (the CPU model of the 2026-12-02 figures above),
+commit 63e6ef5, right after a CI run (load average 1.2), real task-2 data, `--seconds 10`: default `--threads 2`,
+three runs: 1,294-1,426 examples/s (195-197% CPU); `--threads 1`, one run: 1,053. Faster than that day's figures on
+the same CPU model, and still under the 2,000 target on it.
 """
 from __future__ import annotations
 import argparse, os, random, sys, time
