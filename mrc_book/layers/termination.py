@@ -52,7 +52,8 @@ def threshold_stop_step(gate_logits: torch.Tensor, threshold: float = 0.5) -> to
 class ContrastiveRewardLoss(NamedTuple):
     loss: torch.Tensor           # scalar to minimise (value -log b or -b, gradient of the REINFORCE surrogate)
     baseline: torch.Tensor       # b [B]: each instance's expected reward Σ_T π_T r_T (no gradient)
-    advantage: torch.Tensor      # π_T (r_T/b - 1) or π_T (r_T - b) [B,T]; sums to 0 over T (no gradient)
+    advantage: torch.Tensor      # π_T (r_T/b - 1) or π_T (r_T - b) [B,T]; sums to 0 over T where b > 0
+                                 # (no gradient; reward='argmax' with no step right has b = 0 and -π_T)
     stop_probs: torch.Tensor     # π_T [B,T] (no gradient)
     rewards: torch.Tensor        # r_T [B,T] (no gradient)
 
