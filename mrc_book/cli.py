@@ -165,7 +165,7 @@ def _train(args) -> int:
                                       finish_by=args.finish_by, epochs=args.epochs)
     except training.UnsupportedOption as e:
         return _error(str(e))
-    except training.ResumeMismatch as e:
+    except (training.ResumeMismatch, training.CheckpointError) as e:
         return _error(f'--resume: {e}')
     path = Path(args.results_dir)/f"{rec.get('run')}.json"   # an experiment of several runs returns a summary instead
     print(json.dumps({'run': rec.get('run'), 'status': rec.get('status'), 'final': rec.get('final'), 'stopped_by': rec.get('stopped_by'),

@@ -17,11 +17,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 # %% auto #0
 __all__ = ['CHECKPOINT_PART_BYTES', 'PROFILES', 'RECORD_KEYS', 'EXPERIMENTS', 'TrainConfig', 'set_seed', 'rng_state',
-           'set_rng_state', 'epoch_generator', 'write_record', 'save_split', 'load_split', 'has_checkpoint', 'EMA',
-           'git_commit', 'cpu_name', 'device_name', 'cpu_id', 'hardware_info', 'OpCount', 'load_record', 'run_setting',
-           'record_problems', 'load_records', 'quick_results_dir', 'run_scale', 'bf16_supported', 'ResumeMismatch',
-           'Trainer', 'load_best_state', 'load_completed_run', 'Experiment', 'register_experiment', 'UnsupportedOption',
-           'run_experiment', 'run_main']
+           'set_rng_state', 'epoch_generator', 'write_record', 'save_split', 'CheckpointError', 'load_split',
+           'has_checkpoint', 'EMA', 'git_commit', 'cpu_name', 'device_name', 'cpu_id', 'hardware_info', 'OpCount',
+           'load_record', 'run_setting', 'record_problems', 'load_records', 'quick_results_dir', 'run_scale',
+           'bf16_supported', 'ResumeMismatch', 'Trainer', 'load_best_state', 'load_completed_run', 'Experiment',
+           'register_experiment', 'UnsupportedOption', 'run_experiment', 'run_main']
 
 # %% ../nbs/04_training.ipynb #0bebbf48
 @dataclass
@@ -136,21 +136,29 @@ def save_split(obj: Any, directory: str | Path, name: str = 'checkpoint', part_b
         if old.name not in keep: old.unlink(missing_ok=True)
     return directory/f'{name}.json'
 
+class CheckpointError(ValueError):
+    "A checkpoint on disk is incomplete or damaged; the message names the file and the fix."
+
 def load_split(directory: str | Path, name: str = 'checkpoint', map_location='cpu') -> Any:
     "Load what `save_split` wrote, checking every part's size and sha256."
     directory = Path(directory); mpath = directory/f'{name}.json'
     if not mpath.is_file(): raise FileNotFoundError(f'no checkpoint manifest at {mpath}')
-    manifest = json.loads(mpath.read_text())
+    fix = f'copy the whole folder {directory} again, or delete it to start afresh'
+    try:
+        manifest = json.loads(mpath.read_text())
+        parts, whole = manifest['parts'], manifest['sha256']
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f'{mpath}: not a checkpoint manifest ({type(e).__name__}: {e}); {fix}') from None
     chunks = []
-    for p in manifest['parts']:
+    for p in parts:
         path = directory/p['file']
-        if not path.is_file(): raise FileNotFoundError(f'{mpath} names {p["file"]}, which is missing: copy every part back')
+        if not path.is_file(): raise CheckpointError(f'{mpath} names {p["file"]}, which is missing: copy every part back, or {fix}')
         chunk = path.read_bytes()
         if len(chunk) != p['bytes'] or _sha256(chunk) != p['sha256']:
-            raise ValueError(f'{path} is truncated or corrupt ({len(chunk)} bytes, expected {p["bytes"]}); copy it again')
+            raise CheckpointError(f'{path} is truncated or corrupt ({len(chunk)} bytes, expected {p["bytes"]}); {fix}')
         chunks.append(chunk)
     data = b''.join(chunks)
-    assert _sha256(data) == manifest['sha256'], f'{mpath}: parts join to the wrong content'
+    if _sha256(data) != whole: raise CheckpointError(f'{mpath}: its parts join to the wrong content; {fix}')
     return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
 
 def has_checkpoint(directory: str | Path, name: str = 'checkpoint') -> bool:
@@ -668,8 +676,8 @@ def run_experiment(name: str, profile: str = 'quick', device: str = 'cpu', resum
               results_dir=results_dir, **extra)
 
 def run_main(main: Callable[[], Any], prog: str) -> Any:
-    "Run an experiment module's `main` from the shell: a data or resume error is one line (exit 1), not a traceback."
+    "Run an experiment module's `main` from the shell: a data, resume or checkpoint error is one line (exit 1), not a traceback."
     from .data.sources import DataError
     try: return main()
-    except (DataError, ResumeMismatch) as e: raise SystemExit(f'{prog}: error: {e}')
+    except (DataError, ResumeMismatch, CheckpointError) as e: raise SystemExit(f'{prog}: error: {e}')
 

@@ -100,6 +100,10 @@ def test_data_fetch_unknown(capsys):
 
 
 def test_train_quick_bow_via_cli(capsys, tmp_path):
+    from mrc_book.data.babi import babi_file
+    from mrc_book.data.sources import find_file
+    if any(find_file(babi_file(1, s, 'en')) is None for s in ('train', 'test')):
+        pytest.skip('bAbI en (1k) task 1 is not under any data root: `mrc data fetch babi-en`')
     code, out, err = run(capsys, 'train', 'babi-bow', '--profile', 'quick', '--results-dir', str(tmp_path / 'results'),
                          '--seed', '1')
     assert code == 0

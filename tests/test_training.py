@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from mrc_book.training import (EMA, TrainConfig, Trainer, bf16_supported, load_record, load_records, load_split,
+from mrc_book.training import (CheckpointError, EMA, TrainConfig, Trainer, bf16_supported, load_record, load_records, load_split,
                                record_problems, register_experiment, run_experiment, run_setting, EXPERIMENTS, save_split, set_seed,
                                write_record)
 
@@ -106,7 +106,10 @@ def test_split_roundtrip_and_corruption(tmp_path):
     data = bytearray(part.read_bytes()); data[10] ^= 1; part.write_bytes(bytes(data))
     with pytest.raises(ValueError, match='corrupt'): load_split(tmp_path, 'x')
     part.unlink()
-    with pytest.raises(FileNotFoundError, match='missing'): load_split(tmp_path, 'x')
+    with pytest.raises(CheckpointError, match='missing'): load_split(tmp_path, 'x')
+    manifest = save_split(obj, tmp_path, 'x', part_bytes=4000)
+    m = json.loads(manifest.read_text()); m['sha256'] = '0' * 64; manifest.write_text(json.dumps(m))   # the whole file's checksum
+    with pytest.raises(CheckpointError, match='wrong content'): load_split(tmp_path, 'x')
 
 
 def test_early_stopping_and_best_state(tmp_path):

@@ -47,10 +47,13 @@ def parse_cbt(path) -> list[CBTExample]:
     lines = read_data_text(path, 'CBT', 'check the path, or download CBTest.tgz again (`mrc data fetch cbt`).').split('\n')
     if lines[-1] == '': lines.pop()                   # the newline that ends the last line
     else: raise bad(len(lines), lines[-1], 'the last line ends without a newline, as no official file does: a truncated copy?')
+    after_query = False                               # the line before was an example's line 21
     for n, line in enumerate(lines, 1):
         if not line.strip():
             if context: raise bad(n, line, f'blank line after only {len(context)} context sentences')
+            after_query = False
             continue
+        if after_query: raise bad(n, line, 'no blank line after the example that ends on the line before')
         num, sep, text = line.partition(' ')
         expected = len(context) + 1
         if not (num.isascii() and num.isdigit()) or int(num) != expected:
@@ -71,7 +74,7 @@ def parse_cbt(path) -> list[CBTExample]:
         if len(candidates) != 10 or not all(candidates):
             raise bad(n, line, f'{len(candidates)} candidates (some empty)' if not all(candidates) else f'{len(candidates)} candidates instead of 10')
         out.append(CBTExample(context, query, answer, candidates))
-        context = []
+        context, after_query = [], True
     if context: raise DataError(f"{path}: the file ends inside an example ({len(context)} context lines, no query "
                                 f"line 21). A truncated file? Fix: download CBTest.tgz again (`mrc data fetch cbt`).")
     if not out: raise DataError(f"{path}: no examples in the file (every CBT file has many). An empty or truncated "

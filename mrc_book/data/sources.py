@@ -146,17 +146,21 @@ def _dataset_of(relpath: str) -> Dataset | None:
 def locate(relpath: str, download: bool = True, verify: bool = True, roots: list[Path] | None = None) -> Path:
     "Find `relpath` under the data roots and verify its checksum; download it from its official address if it is nowhere."
     roots = roots or data_roots()
-    p = find_file(relpath, roots)
+    p, fetch_failed = find_file(relpath, roots), ''
     if p is None and download:
         ds = _dataset_of(relpath)
-        if ds is not None and ds.url: fetch(ds.name, roots=roots)
+        if ds is not None and ds.url:
+            try: fetch(ds.name, roots=roots)
+            except DataError as e: fetch_failed = f' (Fetching it failed: {e})'   # offline: say where to put the file first
         p = find_file(relpath, roots)
     if p is None:
         ds = _dataset_of(relpath)
         where = ', '.join(str(r) for r in roots)
         how = (f" Download it from {ds.url}" if ds and ds.url else '') + (f" {ds.note}" if ds and ds.note else '')
+        archive = ds.url.rsplit('/', 1)[-1] if ds and ds.url and ds.archive_root else None
+        put = f" (or put the archive {archive} itself at {Path(roots[0])/'downloads'/archive})" if archive else ''
         raise DataError(f"{relpath} was not found under any data root ({where}).{how} Put it at "
-                        f"{download_root()/relpath}, or set $MRC_DATA to a folder that holds {relpath}.")
+                        f"{download_root()/relpath}{put}, or set $MRC_DATA to a folder that holds {relpath}.{fetch_failed}")
     if verify: verify_checksum(p, relpath)
     return p
 
