@@ -55,6 +55,11 @@ Measured 2026-12-07 on a 2-core "AMD EPYC" of family 25 model 1 (the CPU model o
 commit 63e6ef5, right after a CI run (load average 1.2), real task-2 data, `--seconds 10`: default `--threads 2`,
 three runs: 1,294-1,426 examples/s (195-197% CPU); `--threads 1`, one run: 1,053. Faster than that day's figures on
 the same CPU model, and still under the 2,000 target on it.
+
+`--compile` does not help on a CPU. Later the same day, same CPU model, commit 365e28f, with a review job sharing
+the machine (load average 1.0): `--threads 1 --seconds 10 --compile` timed 2 steps in 163 s (81.5 s a step),
+the same command without `--compile` 721 examples/s. Not looked into; a likely cause is that bucketed batches give
+each step a new story length, a new shape to compile for.
 """
 from __future__ import annotations
 import argparse, os, random, sys, time
