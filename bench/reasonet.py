@@ -14,19 +14,22 @@ exists, else random symbol sequences of the same shape (56-64 tokens, query of 3
 
 Arithmetic per training batch (graph-small, B = 64, graphs padded to 64 tokens), counting forward + backward as 3x
 the forward multiply-adds: the graph BiLSTM 2 dirs x 4096 tokens x 4*128*(100+128) MAC = 0.96 GMAC forward, 5.7 GFLOP
-in all; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the GRU controller (14 steps x 64 x 3*256*(512+256)) 3.2 GFLOP;
-the attention reads ~0.2 GFLOP. About 11 GFLOP per batch: 3,000 examples/s would need ~520 GFLOP/s. On this
-2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) runs at ~180-200 GFLOP/s (the benchmark
-measures it too, `matmul_gflops`), so float32 cannot
-reach the target even at peak: about 1,050-1,150 examples/s is the ceiling, and the recurrences (small matrices,
-sequential steps) run well below peak. The same bfloat16 matmul runs at ~740-850 GFLOP/s (oneDNN's AVX512-BF16
-kernels), so `--bf16` raises the ceiling; under CPU autocast the LSTM encoders and the linear layers run in bf16,
+in all; the query BiLSTM (2 dirs x 192 tokens) 0.27 GFLOP; the key projection W1 (4096 x 256 x 256) 1.6 GFLOP; the
+GRU controller, a GRUCell(256, 256) (14 steps x 64 x 3*256*(256+256)), 2.1 GFLOP; the state projection W2 s_t 0.35 GFLOP;
+the attention reads ~0.2 GFLOP. About 10.3 GFLOP per batch (`torch.utils.flop_counter` on one batch agrees for every
+term but the LSTMs, which it does not count): 3,000 examples/s would need ~480 GFLOP/s. (An earlier count here gave
+the controller an input of 512 and the batch 11 GFLOP.) On this
+2-core AMD EPYC (AVX-512) a large float32 matmul (2048 x 2048, 2 threads) ran at 182-229 GFLOP/s (the benchmark
+measures it too, `matmul_gflops`: 182 in `results/bench-reasonet-cpu.json`, 229 in the 2026-12-05 run below), so
+float32 cannot reach the target even at peak: about 1,100-1,400 examples/s is the ceiling, and the recurrences (small
+matrices, sequential steps) run well below peak. The same bfloat16 matmul ran at 739-975 GFLOP/s (oneDNN's AVX512-BF16
+kernels; the same two runs), so `--bf16` raises the ceiling; under CPU autocast the LSTM encoders and the linear layers run in bf16,
 while the GRU controller and the attention reads stay float32.
 
 Measured 2026-12-05 on a 2-core "AMD EPYC" of family 26 model 2 (AVX-512 with BF16), idle (load average 1.4 from the
 benchmark's own start-up), commit dd600ff, default threads (2), `--steps 30`: float32 973 examples/s (best step 1,112,
 median 1,056), `--bf16` 1,410 examples/s (best 1,735, median 1,561); its 2048 x 2048 matmul line: float32 229 GFLOP/s,
-bfloat16 975 GFLOP/s. At 229 GFLOP/s the ~11 GFLOP a batch caps float32 at about 1,330 examples/s.
+bfloat16 975 GFLOP/s. At 229 GFLOP/s the ~10.3 GFLOP a batch caps float32 at about 1,420 examples/s.
 These are not the numbers of `results/bench-reasonet-cpu.json`, the book's table (ch. 50): that file holds an
 earlier, slower measurement (its `git_commit`, fb95f7d; the CPU it ran on is not recorded). Rerun
 the table's command above on an idle machine to replace it.
