@@ -13,8 +13,14 @@ output says which.
 Arithmetic per training batch (B = 32, 20 slots, d = 100, task 2's mean of 15.8 sentences per bucketed batch): the
 candidate's U h_j (eq. 3) is a [640 x 100] x [100 x 100] product per sentence, 12.8 MFLOP forward and twice that
 backward (dh and dU), so 0.61 GFLOP per batch for U alone; the gates, the PReLU, the normalisation (eq. 2, 4, 5),
-the encoder and the output add a few percent of FLOPs but are memory-bound. One core of this machine runs that
-product shape at ~38 GFLOP/s (fp32; a [640 x 100] product is far too small for the AVX-512 peak), so U alone caps one thread at about 2,000 examples/s.
+the encoder and the output add a few percent of FLOPs but are memory-bound. One core of the machine of the
+2026-12-01 figures below ran that product shape at ~38 GFLOP/s (fp32; a [640 x 100] product is far too small for the
+AVX-512 peak; no file records that measurement), so U alone capped one thread there at about 2,000 examples/s. On the
+AVX2 machine of the 2026-12-07 figures (family 25 model 1), the forward product alone (`a @ b`, a [640 x 100] by
+[100 x 100], 20,000 times on one thread, load average 0.7) ran at 59 GFLOP/s, fast enough for about 3,000 examples/s a
+thread were U all there is; the 1,053 measured there say the rest of the step sets the cap (a torch.profiler run of
+100 steps on one thread, with another job on the other core, put the matrix products at about a third of the step's
+CPU time, the element-wise work and the optimiser at the rest).
 
 Measured 2026-12-01 on the 2-core AMD EPYC of the CI machine with nothing else running (load average 1.3-1.5
 from the benchmark itself), torch 2.13 CPU, real task-2 data, `--seconds 10`, three repeats each:
