@@ -269,7 +269,7 @@ def load_rnet(directory: str | Path, device: str | torch.device = 'cpu') -> RNet
     if not isinstance(meta, dict) or meta.get('format') != MODEL_FORMAT:
         raise DataError(f'{directory}/config.json: not a saved R-NET model')
     try: saved = load_split(directory, 'weights')
-    except (FileNotFoundError, ValueError, AssertionError) as e: raise DataError(f'{directory}: the weights are incomplete ({e}). {fix}') from None
+    except (FileNotFoundError, ValueError) as e: raise DataError(f'{directory}: the weights are incomplete ({e}). {fix}') from None
     model = RNet(RNetConfig(**meta['config']), saved['word_vectors'], Vocab.load(directory/'word_vocab.json'),
                  CharVocab.load(directory/'char_vocab.json'), device=device)
     model.load_state_dict(saved['state'])
