@@ -143,6 +143,10 @@ def find_file(relpath: str, roots: list[Path] | None = None) -> Path | None:
 def _dataset_of(relpath: str) -> Dataset | None:
     return next((d for d in DATASETS.values() if relpath in d.files), None)
 
+def _archive_path(ds: Dataset, root: Path) -> Path:
+    "Where `fetch` keeps (or finds, put there by hand) the archive of dataset `ds` under data root `root`."
+    return Path(root)/'downloads'/ds.url.rsplit('/', 1)[-1]
+
 def locate(relpath: str, download: bool = True, verify: bool = True, roots: list[Path] | None = None) -> Path:
     "Find `relpath` under the data roots and verify its checksum; download it from its official address if it is nowhere."
     roots = roots or data_roots()
@@ -157,8 +161,8 @@ def locate(relpath: str, download: bool = True, verify: bool = True, roots: list
         ds = _dataset_of(relpath)
         where = ', '.join(str(r) for r in roots)
         how = (f" Download it from {ds.url}" if ds and ds.url else '') + (f" {ds.note}" if ds and ds.note else '')
-        archive = ds.url.rsplit('/', 1)[-1] if ds and ds.url and ds.archive_root else None
-        put = f" (or put the archive {archive} itself at {Path(roots[0])/'downloads'/archive})" if archive else ''
+        archive = _archive_path(ds, roots[0]) if ds and ds.url and ds.archive_root else None
+        put = f" (or put the archive {archive.name} itself at {archive})" if archive else ''
         raise DataError(f"{relpath} was not found under any data root ({where}).{how} Put it at "
                         f"{download_root()/relpath}{put}, or set $MRC_DATA to a folder that holds {relpath}.{fetch_failed}")
     if verify: verify_checksum(p, relpath)
@@ -198,7 +202,7 @@ def fetch(name: str, roots: list[Path] | None = None) -> list[Path]:
             assert len(ds.files) == 1, 'a dataset downloaded as a plain file has exactly one file'
             _download(ds.url, target/ds.files[0])
         else:
-            dest = target/'downloads'/ds.url.rsplit('/', 1)[-1]
+            dest = _archive_path(ds, target)
             archive = dest if dest.is_file() else _download(ds.url, dest)   # one put there by hand is used as it is
             out = target/ds.archive_root
             try:
