@@ -315,19 +315,23 @@ class RNetSquadConfig:
                                      metric_mode='max', threads=1, verbose=True, progress=False))
 
     @classmethod
-    def forms(cls, form: str, score: str = 'additive', shared_encoder: bool = False) -> 'RNetSquadConfig':
+    def forms(cls, form: str, score: str = 'additive', shared_encoder: bool = False,
+              dropout: float = 0.2) -> 'RNetSquadConfig':
         """The attention-form comparison on one CPU thread: the `cpu` profile's model and optimiser with
-        `attention_form=form`, `attention_score=score` and `shared_encoder`, on 12,000 of its training questions
-        (drawn with seed 0), 5 epochs."""
+        `attention_form=form`, `attention_score=score`, `shared_encoder` and `dropout`, on 12,000 of its
+        training questions (drawn with seed 0), 5 epochs."""
         c = cls.cpu()
         return replace(c, train_questions=12_000, train_sample_seed=0,
-                       model=replace(c.model, attention_form=form, attention_score=score, shared_encoder=shared_encoder))
+                       model=replace(c.model, attention_form=form, attention_score=score, shared_encoder=shared_encoder,
+                                     dropout=dropout))
 
 PROFILES = {'quick': RNetSquadConfig.quick, 'full': RNetSquadConfig.full, 'cpu': RNetSquadConfig.cpu,
             'forms-fast': lambda: RNetSquadConfig.forms('fast'),
             'forms-recurrent': lambda: RNetSquadConfig.forms('recurrent'),
             'forms-fast-dot': lambda: RNetSquadConfig.forms('fast', 'scaled_dot'),
-            'forms-fast-dot-shared': lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True)}
+            'forms-fast-dot-shared': lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True),
+            'forms-fast-dot-shared-dropout0.3':
+                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, dropout=0.3)}
 
 # %% ../../nbs/60_rnet_squad.ipynb #be4a1015
 def ensure_prepared(spec: PrepareSpec, prepared_dir: str | Path | None = None) -> dict:
