@@ -202,7 +202,7 @@ def test_cbt_candidates(tmp_path):
 
 def test_fetch_uses_an_archive_put_there_by_hand(tmp_path):
     import tarfile
-    from mrc_book.data.sources import fetch, DATASETS
+    from mrc_book.data.sources import fetch, check, DATASETS
     from mrc_book.data.cbt import cbt_file, CBT_WORD_TYPES, _CBT_SPLITS
     ds = DATASETS['cbt']
     src = tmp_path/'src'/'CBTest'/'data'; src.mkdir(parents=True)
@@ -215,9 +215,26 @@ def test_fetch_uses_an_archive_put_there_by_hand(tmp_path):
         paths = fetch('cbt', roots=[root])       # no network needed: the archive is there
     assert len(paths) == len(ds.files) and all(Path(q).is_file() and str(q).startswith(str(root)) for q in paths)
     assert len(parse_cbt(paths[0])) == 2
+    r = check('cbt', roots=[root])                  # counted where it was looked for, not under the default roots
+    assert r['found'] and r['counts'] == {f'{t}_{s}': 2 for t in CBT_WORD_TYPES for s in _CBT_SPLITS}, r['counts']
     root2 = tmp_path/'root2'; (root2/'downloads').mkdir(parents=True)
     (root2/'downloads'/archive.name).write_bytes(b'not an archive')
     _raises(lambda: fetch('cbt', roots=[root2]), archive.name, 'not a readable archive', ds.url)
+
+def test_a_cloze_corpus_is_found_and_counted_under_the_roots_given(tmp_path):
+    import shutil
+    from mrc_book.data.sources import fetch, check
+    root = tmp_path/'root'
+    for split, n in (('training', 3), ('validation', 2), ('test', 1)):
+        d = root/'cnn'/'questions'/split; d.mkdir(parents=True)
+        src = sorted((FIXTURES/'cnn'/'questions'/'validation').glob('*.question'))[0]
+        for i in range(n): shutil.copy(src, d/f'{i}.question')
+    r = check('cnn-cloze', roots=[root])
+    assert r['found'] and r['counts'] == {'training': 3, 'validation': 2, 'test': 1}, r
+    assert fetch('cnn-cloze', roots=[root]) == []   # nothing missing, so nothing to download
+    (root/'cnn'/'questions'/'test'/'0.question').unlink()
+    assert check('cnn-cloze', roots=[root])['problems'] == ['missing: cnn/questions/test/*.question']
+    _raises(lambda: fetch('cnn-cloze', roots=[root]), 'cnn/questions/test/*.question', 'no automatic download')
 
 
 # ---------------------------------------------------------------- found by trying bad input by hand

@@ -188,9 +188,9 @@ def _setting_files(setting: str) -> dict[str, str]:
     splits = ('train', 'valid', 'test') if setting == 'en-valid-10k' else ('train', 'test')
     return {f'qa{t}_{s}': babi_file(t, s, setting) for t in babi_tasks() for s in splits}
 
-def babi_counts(setting: str) -> dict[str, int | None]:
-    "Questions per task and split for one setting (`None` for a file that is not there)."
-    return {k: (_count_questions(p) if (p := find_file(rel)) else None) for k, rel in _setting_files(setting).items()}
+def babi_counts(setting: str, roots: list[Path] | None = None) -> dict[str, int | None]:
+    "Questions per task and split for one setting under `roots` (`None` for a file that is not there)."
+    return {k: (_count_questions(p) if (p := find_file(rel, roots)) else None) for k, rel in _setting_files(setting).items()}
 
 _BABI_LICENSE = 'CC BY 3.0'
 _QA3_NOTE = ("The copy staged for the machines that build this book lacks en-10k/qa3_three-supporting-facts_train.txt "
@@ -203,10 +203,10 @@ for _setting, _desc in [('en', '1,000 training questions a task'),
         f'babi-{_setting}', list(_setting_files(_setting).values()), url=BABI_URL, archive_root='babi',
         description=f'bAbI tasks 1-20 v1.2, {_setting}: {_desc}, 1,000 test questions', license=_BABI_LICENSE,
         note=_QA3_NOTE if _setting == 'en-10k' else '',
-        counts=lambda s=_setting: babi_counts(s),
+        counts=lambda roots=None, s=_setting: babi_counts(s, roots),
         expected=official_counts(_setting)))
 register_dataset(Dataset(
     'babi-en-valid-10k', list(_setting_files('en-valid-10k').values()), url=BABI_URL, archive_root='babi',
     description='bAbI tasks 1-20 v1.2, en-valid-10k: the official 90/10 train/valid split of en-10k',
-    license=_BABI_LICENSE, note=_QA3_NOTE, counts=lambda: babi_counts('en-valid-10k'),
+    license=_BABI_LICENSE, note=_QA3_NOTE, counts=lambda roots=None: babi_counts('en-valid-10k', roots),
     expected=official_counts('en-valid-10k')))

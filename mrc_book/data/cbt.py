@@ -92,12 +92,12 @@ def load_cbt(word_type: str, split: str, download: bool = True) -> list[CBTExamp
     return examples
 
 # %% ../../nbs/13_data.cbt.ipynb #feaa33f7
-def cbt_counts() -> dict[str, int | None]:
-    "Questions per file (`None` where the file is not there)."
+def cbt_counts(roots: list[Path] | None = None) -> dict[str, int | None]:
+    "Questions per file under `roots` (`None` where the file is not there)."
     def n(p):
         text = read_data_text(p, 'CBT', 'delete it and download CBTest.tgz again (`mrc data fetch cbt`).')
         return sum(line.startswith('21 ') for line in text.split('\n'))
-    return {f'{t}_{s}': (n(p) if (p := find_file(cbt_file(t, s))) else None) for t in CBT_WORD_TYPES for s in _CBT_SPLITS}
+    return {f'{t}_{s}': (n(p) if (p := find_file(cbt_file(t, s), roots)) else None) for t in CBT_WORD_TYPES for s in _CBT_SPLITS}
 
 register_dataset(Dataset(
     'cbt', [cbt_file(t, s) for t in CBT_WORD_TYPES for s in _CBT_SPLITS], url=CBT_URL, archive_root='cbt',

@@ -89,9 +89,9 @@ def load_cloze(corpus: str = 'cnn', split: str = 'validation', limit: int | None
 # %% ../../nbs/14_data.cloze.ipynb #b3d9846d
 CLOZE_SPLIT_DIRS = ('training', 'validation', 'test')
 
-def cloze_counts(corpus: str) -> dict[str, int]:
-    "Number of `.question` files per split (raises `DataError` where a split's folder is nowhere)."
-    return {s: sum(1 for _ in cloze_dir(corpus, s).glob('*.question')) for s in CLOZE_SPLIT_DIRS}
+def cloze_counts(corpus: str, roots: list[Path] | None = None) -> dict[str, int]:
+    "Number of `.question` files per split under `roots` (raises `DataError` where a split's folder is nowhere)."
+    return {s: sum(1 for _ in cloze_dir(corpus, s, roots).glob('*.question')) for s in CLOZE_SPLIT_DIRS}
 
 class ClozeDataset(Dataset):
     "A cloze corpus; its `files` are the `<split>/*.question` patterns still missing (none once it is unpacked)."
@@ -99,15 +99,17 @@ class ClozeDataset(Dataset):
         self.corpus = corpus
         super().__init__(f'{corpus}-cloze', [], **kw)
 
-    @property
-    def files(self) -> list[str]:
+    def files_for(self, roots: list[Path] | None = None) -> list[str]:
         missing = []
         for s in CLOZE_SPLIT_DIRS:
-            try: d = cloze_dir(self.corpus, s)
+            try: d = cloze_dir(self.corpus, s, roots)
             except DataError: d = None
             if d is None or next(d.glob('*.question'), None) is None:
                 missing.append(f'{self.corpus}/questions/{s}/*.question')
         return missing
+
+    @property
+    def files(self) -> list[str]: return self.files_for()
 
     @files.setter
     def files(self, value): pass  # computed from the data roots, never stored
@@ -117,4 +119,4 @@ for _corpus, _expected in [('cnn', dict(training=380298, validation=3924, test=3
     register_dataset(ClozeDataset(
         _corpus, description=f'DeepMind {_corpus} cloze questions (Hermann et al., 2015), anonymised entities',
         license="see https://github.com/deepmind/rc-data (the stories remain the publishers' copyright)",
-        note=_cloze_note(_corpus), counts=lambda c=_corpus: cloze_counts(c), expected=_expected))
+        note=_cloze_note(_corpus), counts=lambda roots=None, c=_corpus: cloze_counts(c, roots), expected=_expected))

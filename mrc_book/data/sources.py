@@ -122,8 +122,12 @@ class Dataset:
     description: str = ''
     license: str = ''
     note: str = ''                          # what to do where it cannot be downloaded automatically
-    counts: Callable[[], dict] | None = None  # structural counts of the files (set by the loader module)
+    counts: Callable[..., dict] | None = None  # counts(roots): structural counts of the files under `roots` (None: the data roots)
     expected: dict = field(default_factory=dict)  # counts it must have
+
+    def files_for(self, roots: list[Path] | None = None) -> list[str]:
+        "The files to look for under `roots`: `files` (a dataset whose files depend on what is there computes them)."
+        return self.files
 
 DATASETS: dict[str, Dataset] = {}
 
@@ -192,7 +196,7 @@ def fetch(name: str, roots: list[Path] | None = None) -> list[Path]:
         raise DataError(f"No dataset named {name!r}. The registered ones: {', '.join(sorted(DATASETS))}.")
     ds = DATASETS[name]
     roots = roots or data_roots()
-    missing = [f for f in ds.files if find_file(f, roots) is None]
+    missing = [f for f in ds.files_for(roots) if find_file(f, roots) is None]
     if missing:
         if not ds.url:
             raise DataError(f"{name}: {len(missing)} file(s) missing (first: {missing[0]}) and no automatic download "
@@ -213,14 +217,14 @@ def fetch(name: str, roots: list[Path] | None = None) -> list[Path]:
             except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
                 raise DataError(f"{archive}: not a readable archive ({e.__class__.__name__}: {e}). Delete it and fetch "
                                 f"again, or put an intact copy of {ds.url} there.") from None
-    return [locate(f, download=False, roots=roots) for f in ds.files]
+    return [locate(f, download=False, roots=roots) for f in ds.files_for(roots)]
 
 # %% ../../nbs/10_data.sources.ipynb #b91a801b
 def check(name: str, roots: list[Path] | None = None) -> dict:
     "Where each file of dataset `name` is, whether its checksum and counts are right; never downloads."
     ds = DATASETS[name]
     files, problems = [], []
-    for rel in ds.files:
+    for rel in ds.files_for(roots):
         p = find_file(rel, roots)
         entry = {'file': rel, 'path': str(p) if p else None, 'checksum_ok': None}
         if p is None: problems.append(f'missing: {rel}')
@@ -230,7 +234,7 @@ def check(name: str, roots: list[Path] | None = None) -> dict:
         files.append(entry)
     counts = None
     if not problems and ds.counts is not None:
-        try: counts = ds.counts()
+        try: counts = ds.counts(roots)
         except DataError as e: problems.append(str(e))
         except (UnicodeDecodeError, ValueError) as e:   # a file without a known checksum that is not what it should be
             problems.append(f'{name}: a file could not be counted ({e.__class__.__name__}: {e}): a compressed, truncated '

@@ -120,8 +120,8 @@ def squad_counts(obj: dict) -> dict:
                 c['null_answer_starts'] += sum(a['answer_start'] is None for a in qa['answers'])
     return c
 
-def _counter(rel: str, **kw) -> Callable[[], dict]:
-    return lambda: squad_counts(read_squad_json(locate(rel, download=False), **kw))
+def _counter(rel: str, **kw) -> Callable[..., dict]:
+    return lambda roots=None: squad_counts(read_squad_json(locate(rel, download=False, roots=roots), **kw))
 
 _LICENSE = 'CC BY-SA 4.0'
 register_dataset(Dataset(
