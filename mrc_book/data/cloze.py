@@ -100,6 +100,7 @@ class ClozeDataset(Dataset):
         super().__init__(f'{corpus}-cloze', [], **kw)
 
     def files_for(self, roots: list[Path] | None = None) -> list[str]:
+        "The `<split>/*.question` pattern of each split folder missing or empty under `roots`."
         missing = []
         for s in CLOZE_SPLIT_DIRS:
             try: d = cloze_dir(self.corpus, s, roots)
