@@ -20,10 +20,10 @@ __all__ = ['GLOVE_6B_DIMS', 'GLOVE_6B', 'read_glove_text', 'glove_package_dir', 
 # %% ../nbs/02_embeddings.ipynb #9a334890
 GLOVE_6B_DIMS = (50, 100, 200, 300)
 
-def _count_glove_lines() -> dict:
+def _count_glove_lines(roots: list[Path] | None = None) -> dict:
     counts = {}
     for d in GLOVE_6B_DIMS:
-        with open(find_file(f'glove/glove.6B.{d}d.txt'), 'rb') as f: counts[f'{d}d words'] = sum(1 for _ in f)
+        with open(find_file(f'glove/glove.6B.{d}d.txt', roots), 'rb') as f: counts[f'{d}d words'] = sum(1 for _ in f)
     return counts
 
 GLOVE_6B = register_dataset(Dataset(

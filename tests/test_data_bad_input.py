@@ -236,6 +236,26 @@ def test_a_cloze_corpus_is_found_and_counted_under_the_roots_given(tmp_path):
     assert check('cnn-cloze', roots=[root])['problems'] == ['missing: cnn/questions/test/*.question']
     _raises(lambda: fetch('cnn-cloze', roots=[root]), 'cnn/questions/test/*.question', 'no automatic download')
 
+def test_glove_is_counted_under_the_roots_given(tmp_path):
+    import warnings
+    from mrc_book.data.sources import check
+    from mrc_book.embeddings import GLOVE_6B_DIMS
+    for d in GLOVE_6B_DIMS:
+        f = tmp_path/'glove'/f'glove.6B.{d}d.txt'; f.parent.mkdir(exist_ok=True)
+        f.write_text(''.join(f"w{i} {' '.join(['0.1'] * d)}\n" for i in range(3)))
+    with warnings.catch_warnings(): warnings.simplefilter('ignore'); r = check('glove-6b', roots=[tmp_path])
+    assert r['found'] and r['counts'] == {f'{d}d words': 3 for d in GLOVE_6B_DIMS}, r
+    assert 'counted 3, expected 400000' in r['problems'][0]
+
+def test_every_counter_takes_the_roots():
+    "check(name, roots) calls ds.counts(roots): a counter without that argument would stop `mrc data check`."
+    import inspect
+    import mrc_book.data.squad, mrc_book.data.babi, mrc_book.data.cbt, mrc_book.data.cloze, mrc_book.embeddings  # register them
+    from mrc_book.data.sources import DATASETS
+    assert {'squad-dev', 'babi-en-10k', 'cbt', 'cnn-cloze', 'glove-6b'} <= set(DATASETS)
+    for name, ds in DATASETS.items():
+        if ds.counts is not None: inspect.signature(ds.counts).bind(None)   # raises TypeError if it takes no roots
+
 
 # ---------------------------------------------------------------- found by trying bad input by hand
 def test_truncated_files_without_a_final_newline(tmp_path):
