@@ -224,10 +224,9 @@ def test_fetch_uses_an_archive_put_there_by_hand(tmp_path):
 def test_a_cloze_corpus_is_found_and_counted_under_the_roots_given(tmp_path):
     import shutil
     from mrc_book.data.sources import fetch, check
-    root = tmp_path/'root'
+    root, src = tmp_path/'root', sorted((FIXTURES/'cnn'/'questions'/'validation').glob('*.question'))[0]
     for split, n in (('training', 3), ('validation', 2), ('test', 1)):
         d = root/'cnn'/'questions'/split; d.mkdir(parents=True)
-        src = sorted((FIXTURES/'cnn'/'questions'/'validation').glob('*.question'))[0]
         for i in range(n): shutil.copy(src, d/f'{i}.question')
     r = check('cnn-cloze', roots=[root])
     assert r['found'] and r['counts'] == {'training': 3, 'validation': 2, 'test': 1}, r
