@@ -36,7 +36,7 @@ class TrainConfig:
     eps: float = 1e-8                       # adam / adadelta (R-NET's Adadelta uses 1e-6)
     momentum: float = 0.0                   # sgd
     weight_decay: float = 0.0
-    clip_norm: float | None = None          # rescale the whole gradient to at most this L2 norm
+    clip_norm: float | None = None          # rescale the whole gradient to at most this L2 norm (history: grad_norm, clipped)
     clip_value: float | None = None         # clamp every gradient element to [-v, v]
     lr_step: int | None = None              # every `lr_step` epochs ...
     lr_decay: float = 1.0                   # ... multiply the learning rate by `lr_decay`
@@ -374,7 +374,7 @@ class Trainer:
     # -- the state that a checkpoint carries --------------------------------------------------------------
     def _fresh_state(self):
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.loss_sum, self.loss_count = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        self._fresh_epoch_sums()
         self.history: list[dict] = []
         self.best_value, self.best_epoch, self.bad_epochs, self.stopped_early = None, None, 0, False
         self.stopped_by: str | None = None   # 'patience', 'finish_by' or an experiment's own reason ('zero_valid') once training stops before `epochs`
@@ -382,6 +382,12 @@ class Trainer:
         self.elapsed_before = 0.0
         self.epoch_seconds_before = 0.0   # seconds of the current epoch's steps run before the checkpoint resumed from
         self.sessions: list[dict] = []    # the earlier invocations of a resumed run (`_session`)
+
+    def _fresh_epoch_sums(self):
+        "The sums behind an epoch's `train_loss` and, with `clip_norm`, its `grad_norm` and `clipped` (tensors: no sync per step)."
+        zero = lambda dtype: torch.zeros((), dtype=dtype, device=self.device)
+        self.loss_sum, self.loss_count = zero(torch.float64), 0
+        self.grad_norm_sum, self.clipped_count, self.norm_count = zero(torch.float64), zero(torch.int64), 0
 
     def _reopen_window(self):
         "A run that `finish_by` stopped goes on when resumed with no `finish_by` or a later one (a stop for time, not for convergence)."
@@ -397,6 +403,8 @@ class Trainer:
                 'ema': self.ema.state_dict() if self.ema else None, 'rng': rng_state(),
                 'epoch': self.epoch, 'step_in_epoch': self.step_in_epoch, 'global_step': self.global_step,
                 'loss_sum': self.loss_sum.cpu(), 'loss_count': self.loss_count, 'history': self.history,
+                'grad_norm_sum': self.grad_norm_sum.cpu(), 'clipped_count': self.clipped_count.cpu(),
+                'norm_count': self.norm_count,
                 'best_state': self.best_state, 'best_value': self.best_value, 'best_epoch': self.best_epoch,
                 'bad_epochs': self.bad_epochs, 'stopped_early': self.stopped_early, 'stopped_by': self.stopped_by,
                 'elapsed': self.elapsed_before + self._session_seconds(), 'notes': self.notes,
@@ -414,6 +422,9 @@ class Trainer:
         if self.ema and ck['ema']: self.ema.load_state_dict(ck['ema'])
         self.epoch, self.step_in_epoch, self.global_step = ck['epoch'], ck['step_in_epoch'], ck['global_step']
         self.loss_sum, self.loss_count = ck['loss_sum'].to(self.device), ck['loss_count']
+        if 'grad_norm_sum' in ck:   # absent in checkpoints older than these fields: the epoch's norms then count from here
+            self.grad_norm_sum, self.clipped_count = ck['grad_norm_sum'].to(self.device), ck['clipped_count'].to(self.device)
+            self.norm_count = ck['norm_count']
         self.history, self.best_state = ck['history'], ck['best_state']
         self.best_value, self.best_epoch, self.bad_epochs = ck['best_value'], ck['best_epoch'], ck['bad_epochs']
         self.stopped_early, self.elapsed_before = ck['stopped_early'], ck['elapsed']
@@ -477,7 +488,9 @@ class Trainer:
         with self._autocast(): loss = self.loss_fn(self.model, batch)
         loss.backward()
         if c.clip_value is not None: nn.utils.clip_grad_value_(self.model.parameters(), c.clip_value)
-        if c.clip_norm is not None: nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm)
+        if c.clip_norm is not None:   # the norm before clipping, summed for the epoch's `grad_norm` and `clipped`
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm).to(torch.float64)
+            self.grad_norm_sum += norm; self.clipped_count += (norm > c.clip_norm).long(); self.norm_count += 1
         self.optimizer.step()
         if self.ema: self.ema.update(self.model)
         return loss.detach()
@@ -569,6 +582,9 @@ class Trainer:
         row = {'epoch': self.epoch + 1, 'train_loss': (self.loss_sum / max(self.loss_count, 1)).item(),
                'lr': self.optimizer.param_groups[0]['lr'], 'seconds': round(self._epoch_seconds, 3),  # the epoch's last step
                **{f'valid_{k}': v for k, v in valid.items()}}
+        if self.norm_count:   # with clip_norm: how large the gradient was before clipping, and how often the clip acted
+            row['grad_norm'] = (self.grad_norm_sum / self.norm_count).item()
+            row['clipped'] = 100 * self.clipped_count.item() / self.norm_count
         self.history.append(row)
         if self._better(valid[c.metric]):
             self.best_value, self.best_epoch, self.bad_epochs = valid[c.metric], self.epoch + 1, 0
@@ -588,7 +604,7 @@ class Trainer:
                                   f'({left:.0f} s left; another epoch and the test take about {need:.0f} s)')
                 self._log(f'{self.run_name}: {self.notes[-1]}')
         self.epoch += 1; self.step_in_epoch = 0
-        self.loss_sum, self.loss_count = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        self._fresh_epoch_sums()
         self.save_checkpoint()
 
     def _finish(self) -> dict:

@@ -442,3 +442,18 @@ def test_subnormals_are_flushed_during_fit_only(tmp_path):
         assert tiny() != 0   # restored after fit
     supported = torch.set_flush_denormal(True); torch.set_flush_denormal(False)
     assert {v == 0 for f, v in seen if f} == {supported} and {v == 0 for f, v in seen if not f} == {False}
+
+
+def test_grad_norm_and_clipped_share_are_each_epochs_own_also_across_a_resume(tmp_path):
+    "Gradient norms 1..12 in epoch 1 and 13..24 in epoch 2 (lr 0) under clip_norm 6: means 6.5 and 18.5, clipped 50% and 100%."
+    def run(d, clip_norm=6.0, **kw):
+        w = nn.Linear(1, 1, bias=False); nn.init.ones_(w.weight)
+        cfg = TrainConfig(epochs=2, optimizer='sgd', lr=0.0, clip_norm=clip_norm, verbose=False, progress=False, threads=1, **kw)
+        return Trainer(w, cfg, lambda epoch, gen: [12 * epoch + i for i in range(1, 13)],
+                       lambda m, b: m.weight.sum() * float(b), lambda m, s: {'accuracy': 0.0}, 'norm', results_dir=d/'r')
+    norms = lambda rec: [(h['grad_norm'], h['clipped']) for h in rec['history']]
+    straight = norms(run(tmp_path/'a').fit())
+    run(tmp_path/'b', stop_after_steps=5).fit()
+    resumed = norms(run(tmp_path/'b').fit(resume=True))
+    assert straight == resumed == [(6.5, 50.0), (18.5, 100.0)]
+    assert 'grad_norm' not in run(tmp_path/'c', clip_norm=None).fit()['history'][0]   # no clip: no such columns

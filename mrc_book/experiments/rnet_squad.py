@@ -316,12 +316,12 @@ class RNetSquadConfig:
 
     @classmethod
     def forms(cls, form: str, score: str = 'additive', shared_encoder: bool = False,
-              dropout: float = 0.2) -> 'RNetSquadConfig':
+              dropout: float = 0.2, clip_norm: float | None = None) -> 'RNetSquadConfig':
         """The attention-form comparison on one CPU thread: the `cpu` profile's model and optimiser with
-        `attention_form=form`, `attention_score=score`, `shared_encoder` and `dropout`, on 12,000 of its
-        training questions (drawn with seed 0), 5 epochs."""
+        `attention_form=form`, `attention_score=score`, `shared_encoder`, `dropout` and the gradient clipped
+        at `clip_norm`, on 12,000 of its training questions (drawn with seed 0), 5 epochs."""
         c = cls.cpu()
-        return replace(c, train_questions=12_000, train_sample_seed=0,
+        return replace(c, train_questions=12_000, train_sample_seed=0, train=replace(c.train, clip_norm=clip_norm),
                        model=replace(c.model, attention_form=form, attention_score=score, shared_encoder=shared_encoder,
                                      dropout=dropout))
 
@@ -331,7 +331,9 @@ PROFILES = {'quick': RNetSquadConfig.quick, 'full': RNetSquadConfig.full, 'cpu':
             'forms-fast-dot': lambda: RNetSquadConfig.forms('fast', 'scaled_dot'),
             'forms-fast-dot-shared': lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True),
             'forms-fast-dot-shared-dropout0.3':
-                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, dropout=0.3)}
+                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, dropout=0.3),
+            'forms-fast-dot-shared-clip5':
+                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, clip_norm=5.0)}
 
 # %% ../../nbs/60_rnet_squad.ipynb #be4a1015
 def ensure_prepared(spec: PrepareSpec, prepared_dir: str | Path | None = None) -> dict:
