@@ -422,9 +422,12 @@ class Trainer:
         if self.ema and ck['ema']: self.ema.load_state_dict(ck['ema'])
         self.epoch, self.step_in_epoch, self.global_step = ck['epoch'], ck['step_in_epoch'], ck['global_step']
         self.loss_sum, self.loss_count = ck['loss_sum'].to(self.device), ck['loss_count']
-        if 'grad_norm_sum' in ck:   # absent in checkpoints older than these fields: the epoch's norms then count from here
+        if 'grad_norm_sum' in ck:
             self.grad_norm_sum, self.clipped_count = ck['grad_norm_sum'].to(self.device), ck['clipped_count'].to(self.device)
             self.norm_count = ck['norm_count']
+        elif self.config.clip_norm is not None and self.step_in_epoch:   # a checkpoint older than these fields
+            self.notes.append(f'resumed from a checkpoint without gradient norms: epoch {self.epoch + 1}\'s grad_norm and '
+                              f'clipped cover only its steps after step {self.step_in_epoch}')
         self.history, self.best_state = ck['history'], ck['best_state']
         self.best_value, self.best_epoch, self.bad_epochs = ck['best_value'], ck['best_epoch'], ck['bad_epochs']
         self.stopped_early, self.elapsed_before = ck['stopped_early'], ck['elapsed']

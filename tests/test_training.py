@@ -453,7 +453,7 @@ def test_grad_norm_and_clipped_share_are_each_epochs_own_also_across_a_resume(tm
                        lambda m, b: m.weight.sum() * float(b), lambda m, s: {'accuracy': 0.0}, 'norm', results_dir=d/'r')
     norms = lambda rec: [(h['grad_norm'], h['clipped']) for h in rec['history']]
     straight = norms(run(tmp_path/'a').fit())
-    run(tmp_path/'b', stop_after_steps=5).fit()
+    run(tmp_path/'b', stop_after_steps=8).fit()   # after a clipped step: the checkpoint must carry the count
     resumed = norms(run(tmp_path/'b').fit(resume=True))
     assert straight == resumed == [(6.5, 50.0), (18.5, 100.0)]
     assert 'grad_norm' not in run(tmp_path/'c', clip_norm=None).fit()['history'][0]   # no clip: no such columns
