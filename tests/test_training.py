@@ -402,10 +402,10 @@ def test_finer_profile_is_recorded_as_setting(tmp_path):
 
 
 def test_committed_records_are_citable():
-    "Every run record in results/ has the record's keys, per-epoch history and a numbers-only `final`."
+    "Every run record in results/ (and its folders) has the record's keys, per-epoch history and a numbers-only `final`."
     from pathlib import Path
     results = Path(__file__).resolve().parent.parent/'results'
-    paths = [p for p in sorted(results.glob('*.json')) if not p.name.startswith('bench-') and not p.name.endswith('.predictions.json')]
+    paths = [p for p in sorted(results.rglob('*.json')) if not p.name.startswith('bench-') and not p.name.endswith('.predictions.json')]
     assert len(paths) > 300
     problems = {p.name: record_problems(json.loads(p.read_text())) for p in paths}
     assert {k: v for k, v in problems.items() if v} == {}
