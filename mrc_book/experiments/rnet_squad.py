@@ -316,12 +316,16 @@ class RNetSquadConfig:
 
     @classmethod
     def forms(cls, form: str, score: str = 'additive', shared_encoder: bool = False,
-              dropout: float = 0.2, clip_norm: float | None = None) -> 'RNetSquadConfig':
+              dropout: float = 0.2, clip_norm: float | None = None,
+              adadelta_lr: float | None = None) -> 'RNetSquadConfig':
         """The attention-form comparison on one CPU thread: the `cpu` profile's model and optimiser with
         `attention_form=form`, `attention_score=score`, `shared_encoder`, `dropout` and the gradient clipped
-        at `clip_norm`, on 12,000 of its training questions (drawn with seed 0), 5 epochs."""
+        at `clip_norm`, on 12,000 of its training questions (drawn with seed 0), 5 epochs. With `adadelta_lr`,
+        the report's AdaDelta (rho 0.95, eps 1e-6) at that constant rate replaces Adam 2e-3."""
         c = cls.cpu()
-        return replace(c, train_questions=12_000, train_sample_seed=0, train=replace(c.train, clip_norm=clip_norm),
+        train = replace(c.train, clip_norm=clip_norm)
+        if adadelta_lr is not None: train = replace(train, optimizer='adadelta', lr=adadelta_lr, rho=0.95, eps=1e-6)
+        return replace(c, train_questions=12_000, train_sample_seed=0, train=train,
                        model=replace(c.model, attention_form=form, attention_score=score, shared_encoder=shared_encoder,
                                      dropout=dropout))
 
@@ -333,7 +337,11 @@ PROFILES = {'quick': RNetSquadConfig.quick, 'full': RNetSquadConfig.full, 'cpu':
             'forms-fast-dot-shared-dropout0.3':
                 lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, dropout=0.3),
             'forms-fast-dot-shared-clip5':
-                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, clip_norm=5.0)}
+                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, clip_norm=5.0),
+            'forms-fast-dot-shared-adadelta1':
+                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, adadelta_lr=1.0),
+            'forms-fast-dot-shared-adadelta0.5':
+                lambda: RNetSquadConfig.forms('fast', 'scaled_dot', shared_encoder=True, adadelta_lr=0.5)}
 
 # %% ../../nbs/60_rnet_squad.ipynb #be4a1015
 def ensure_prepared(spec: PrepareSpec, prepared_dir: str | Path | None = None) -> dict:
